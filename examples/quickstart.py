@@ -1,0 +1,56 @@
+"""The example API server: `make demo` runs it on 127.0.0.1:8080 with SQLite storage.
+
+On the first start it prints the bootstrap token once. Create a key with it:
+
+    curl -X POST http://127.0.0.1:8080/api/v1/api-keys -H "Authorization: Bearer $TOKEN" \\
+         -H "Content-Type: application/json" -d '{"name": "script", "scopes": ["read"]}'
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, request
+
+from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, public, require_scope
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """The example app: a few private routes, one public one, and the key blueprint."""
+    app = Flask(__name__, instance_path=os.environ.get("GRIDAUTH_INSTANCE_PATH") or None)
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.config.update(config or {})
+    GridAuth(app)
+    app.register_blueprint(api_keys_blueprint, url_prefix="/api/v1")
+
+    @app.get("/boards")
+    def boards() -> dict[str, Any]:
+        """Any key with `read` (the GET default)."""
+        return {"owner": current_principal.owner, "boards": ["main", "ideas"]}
+
+    @app.post("/holdings")
+    @require_scope("holdings:write")
+    def holdings() -> tuple[dict[str, Any], int]:
+        """Needs the namespaced `holdings:write` scope."""
+        return {"received": request.get_json(silent=True)}, 201
+
+    @app.post("/orders")
+    @require_scope("trade")
+    def orders() -> tuple[dict[str, Any], int]:
+        """The sensitive call: meant for Ed25519-signed requests."""
+        return {"order": request.get_json(silent=True), "by": current_principal.kind}, 201
+
+    @app.get("/")
+    @public
+    def index() -> dict[str, str]:
+        """Public: no credential needed."""
+        return {"service": "flask_gridauth example", "docs": "/api/v1/health"}
+
+    return app
+
+
+if __name__ == "__main__":
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8080"))
+    create_app().run(host=host, port=port)

@@ -1,0 +1,50 @@
+"""flask_gridauth: API keys, JWTs, signed requests and a bootstrap token for Flask."""
+
+from .errors import (
+    ConfigurationError,
+    Forbidden,
+    GridAuthError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    StorageError,
+    Unauthorized,
+    Unavailable,
+)
+from .blueprint import api_keys_blueprint
+from .extension import GridAuth, get_state
+from .management import KeyManager
+from .principal import Principal, current_principal
+from .records import KeyRecord
+from .scopes import public, require_any_scope, require_scope
+from .signals import authentication_failed, key_created, key_revoked, key_rotated
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "Forbidden",
+    "GridAuth",
+    "GridAuthError",
+    "InvalidRequest",
+    "KeyManager",
+    "KeyRecord",
+    "NotFound",
+    "PayloadTooLarge",
+    "Principal",
+    "RateLimited",
+    "StorageError",
+    "Unauthorized",
+    "Unavailable",
+    "api_keys_blueprint",
+    "authentication_failed",
+    "current_principal",
+    "get_state",
+    "key_created",
+    "key_revoked",
+    "key_rotated",
+    "public",
+    "require_any_scope",
+    "require_scope",
+]

@@ -1,0 +1,121 @@
+"""Every ``GRIDAUTH_*`` configuration key, with its default.
+
+``init_app`` copies each default into ``app.config`` with ``setdefault``, so a
+value the app set first always wins. Defaults that depend on the app (the
+instance folder) or the environment are filled in by :func:`apply_defaults`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+#: Storage backend: ``memory://``, ``sqlite:///path`` or ``redis://`` / ``rediss://``.
+#: ``None`` means SQLite at ``<instance>/gridauth.db``.
+STORAGE_URI = "GRIDAUTH_STORAGE_URI"
+#: First part of every API key: ``<prefix>_<live|test>_<48 hex>``.
+KEY_PREFIX = "GRIDAUTH_KEY_PREFIX"
+#: The bootstrap token. ``None`` reads the ``GRIDAUTH_API_TOKEN`` environment
+#: variable, else the token file, else generates one.
+API_TOKEN = "GRIDAUTH_API_TOKEN"
+#: Where a generated bootstrap token is kept (mode 0600).
+TOKEN_FILE = "GRIDAUTH_TOKEN_FILE"
+#: Owner recorded on keys the bootstrap token creates without naming one.
+TOKEN_OWNER = "GRIDAUTH_TOKEN_OWNER"
+#: Authentication on or off. ``GRIDAUTH_AUTH=disabled`` in the environment sets False.
+ENABLED = "GRIDAUTH_ENABLED"
+#: JWT issuers: dicts with ``issuer``, ``jwks_url`` or ``secret``, ``algorithms``,
+#: and optionally ``audience``, ``scopes_claim``, ``all_scopes``, ``leeway``.
+JWT_ISSUERS = "GRIDAUTH_JWT_ISSUERS"
+#: Seconds of clock skew accepted on ``exp``, ``nbf`` and ``iat``.
+JWT_LEEWAY = "GRIDAUTH_JWT_LEEWAY"
+#: Seconds a JWKS fetch may take before it is abandoned.
+JWKS_TIMEOUT = "GRIDAUTH_JWKS_TIMEOUT"
+#: Seconds a fetched JWKS is trusted before it is fetched again.
+JWKS_CACHE_TTL = "GRIDAUTH_JWKS_CACHE_TTL"
+#: Seconds between two refetches caused by an unknown ``kid``.
+JWKS_REFETCH_COOLDOWN = "GRIDAUTH_JWKS_REFETCH_COOLDOWN"
+#: Prefix of the signed-request headers: ``<P>-Signature``, ``<P>-Timestamp``,
+#: ``<P>-Fingerprint`` and ``<P>-Signature-Version``.
+SIGNATURE_HEADER_PREFIX = "GRIDAUTH_SIGNATURE_HEADER_PREFIX"
+#: Seconds of clock skew accepted either way on a signed request's timestamp.
+SIGNATURE_TOLERANCE = "GRIDAUTH_SIGNATURE_TOLERANCE"
+#: Signed-string versions accepted.
+SIGNATURE_VERSIONS = "GRIDAUTH_SIGNATURE_VERSIONS"
+#: Default limit per API key (a key's own ``rate_limit`` overrides it).
+RATELIMIT_API_KEY = "GRIDAUTH_RATELIMIT_API_KEY"
+#: Default limit per JWT subject.
+RATELIMIT_JWT = "GRIDAUTH_RATELIMIT_JWT"
+#: Default limit per signing key.
+RATELIMIT_SIGNATURE = "GRIDAUTH_RATELIMIT_SIGNATURE"
+#: Limit for the bootstrap token; ``None`` leaves it unlimited.
+RATELIMIT_TOKEN = "GRIDAUTH_RATELIMIT_TOKEN"
+#: Every limit on or off.
+RATELIMIT_ENABLED = "GRIDAUTH_RATELIMIT_ENABLED"
+#: Where counters live when the key storage is not Redis; ``None`` is per-process memory.
+RATELIMIT_STORAGE_URI = "GRIDAUTH_RATELIMIT_STORAGE_URI"
+#: Failed authentications accepted per client address before 429.
+FAILED_AUTH_LIMIT = "GRIDAUTH_FAILED_AUTH_LIMIT"
+#: Scope a route without a scope decorator needs, by HTTP method; ``None`` turns it off.
+METHOD_SCOPES = "GRIDAUTH_METHOD_SCOPES"
+#: Which scope implies which: ``{"admin": ["write"], "write": ["read"]}``.
+#: The same table applies inside every namespace (``x:write`` implies ``x:read``).
+SCOPE_IMPLICATIONS = "GRIDAUTH_SCOPE_IMPLICATIONS"
+#: Scopes offered as checkboxes by the dashboard; ``None`` asks for free text.
+SCOPE_CATALOG = "GRIDAUTH_SCOPE_CATALOG"
+#: Seconds a Redis or SQLite operation may wait before the request gets 503.
+STORAGE_TIMEOUT = "GRIDAUTH_STORAGE_TIMEOUT"
+
+DEFAULT_METHOD_SCOPES: dict[str, str] = {
+    "GET": "read",
+    "HEAD": "read",
+    "POST": "write",
+    "PUT": "write",
+    "PATCH": "write",
+    "DELETE": "write",
+}
+
+DEFAULT_SCOPE_IMPLICATIONS: dict[str, list[str]] = {"admin": ["write"], "write": ["read"]}
+
+DEFAULTS: dict[str, Any] = {
+    STORAGE_URI: None,
+    KEY_PREFIX: "grd",
+    API_TOKEN: None,
+    TOKEN_FILE: None,
+    TOKEN_OWNER: "admin",
+    ENABLED: True,
+    JWT_ISSUERS: [],
+    JWT_LEEWAY: 30,
+    JWKS_TIMEOUT: 3.0,
+    JWKS_CACHE_TTL: 300,
+    JWKS_REFETCH_COOLDOWN: 30,
+    SIGNATURE_HEADER_PREFIX: "X-Grid",
+    SIGNATURE_TOLERANCE: 30,
+    SIGNATURE_VERSIONS: ("1", "2"),
+    RATELIMIT_API_KEY: "60/minute",
+    RATELIMIT_JWT: "200/minute",
+    RATELIMIT_SIGNATURE: "60/minute",
+    RATELIMIT_TOKEN: None,
+    RATELIMIT_ENABLED: True,
+    RATELIMIT_STORAGE_URI: None,
+    FAILED_AUTH_LIMIT: "20/minute",
+    METHOD_SCOPES: DEFAULT_METHOD_SCOPES,
+    SCOPE_IMPLICATIONS: DEFAULT_SCOPE_IMPLICATIONS,
+    SCOPE_CATALOG: None,
+    STORAGE_TIMEOUT: 2.0,
+}
+
+
+def apply_defaults(app: Flask) -> None:
+    """Set every ``GRIDAUTH_*`` key the app has not set, from the table above."""
+    for key, value in DEFAULTS.items():
+        # Copy mutable defaults so one app's edits never reach another app.
+        app.config.setdefault(key, value.copy() if isinstance(value, dict | list) else value)
+    if app.config[STORAGE_URI] is None:
+        app.config[STORAGE_URI] = "sqlite:///" + os.path.join(app.instance_path, "gridauth.db")
+    if app.config[TOKEN_FILE] is None:
+        app.config[TOKEN_FILE] = os.path.join(app.instance_path, "gridauth-token.json")
+    if os.environ.get("GRIDAUTH_AUTH", "").strip().lower() == "disabled":
+        app.config[ENABLED] = False

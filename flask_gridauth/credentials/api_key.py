@@ -1,0 +1,53 @@
+"""Verify an API key: checksum first, then one look-up by its SHA-256."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from re import Pattern
+
+from ..errors import Unauthorized
+from ..keys import check_key, hash_key
+from ..principal import Principal, PrincipalKind
+from ..records import KeyRecord, utcnow
+from ..storage import Storage
+
+#: ``last_used_at`` is written at most this often per key (the first use at once).
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+Expander = Callable[[Iterable[str]], frozenset[str]]
+
+
+def check_record(record: KeyRecord, now: datetime) -> None:
+    """Refuse a revoked or expired key; only its holder ever reads why."""
+    if record.revoked_at is not None:
+        raise Unauthorized("API key has been revoked")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise Unauthorized("API key has expired")
+
+
+def touch_if_due(storage: Storage, record: KeyRecord, now: datetime) -> None:
+    """Record a use: the first at once, then at most once per :data:`TOUCH_INTERVAL`."""
+    last = record.last_used_at
+    if last is None or now - last >= TOUCH_INTERVAL:
+        storage.touch(record, now)
+
+
+def principal_for(record: KeyRecord, kind: PrincipalKind, expand: Expander) -> Principal:
+    """The principal a stored key authenticates as."""
+    return Principal(kind=kind, id=record.id, owner=record.owner, scopes=expand(record.scopes), key=record)
+
+
+def verify_api_key(raw_key: str, *, pattern: Pattern[str], storage: Storage, expand: Expander) -> Principal:
+    """The principal of ``raw_key``, or 401. Storage failures propagate as ``StorageError``."""
+    if not check_key(raw_key, pattern):
+        raise Unauthorized()
+    digest = hash_key(raw_key)
+    record = storage.find(digest)
+    if record is None or record.type != "api_key" or not hmac.compare_digest(record.lookup, digest):
+        raise Unauthorized()
+    now = utcnow()
+    check_record(record, now)
+    touch_if_due(storage, record, now)
+    return principal_for(record, "api_key", expand)

@@ -1,0 +1,95 @@
+"""Find the one credential of a request and tell its kind from its shape.
+
+Everything here runs before any storage look-up or cryptography, and refuses
+with a generic 401 anything non-ASCII, oversized, malformed or ambiguous.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import Unauthorized
+
+CredentialKind = Literal["api_key", "jwt", "signature", "token"]
+
+#: Longest credential looked at; anything longer is refused unread.
+MAX_CREDENTIAL_LENGTH = 4096
+
+#: RFC 6750 ``b64token``: no whitespace, no comma, ASCII only. Two joined
+#: ``Authorization`` headers (``a, b``) therefore never parse.
+TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A credential found in a request: its kind and its text (a key, token or JWT)."""
+
+    kind: CredentialKind
+    value: str
+
+    def __repr__(self) -> str:
+        # Never show the secret, even in a debugger or a traceback.
+        return f"Credential(kind={self.kind!r})"
+
+
+def _clean(value: str) -> str:
+    """A header value that may hold a credential, else 401."""
+    if len(value) > MAX_CREDENTIAL_LENGTH + 16:
+        raise Unauthorized()
+    token = value.strip(" \t")
+    if not token or len(token) > MAX_CREDENTIAL_LENGTH or not TOKEN_RE.fullmatch(token):
+        raise Unauthorized()
+    return token
+
+
+def bearer_token(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; the scheme is case-insensitive."""
+    scheme, _, rest = authorization.strip(" \t").partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthorized()
+    return _clean(rest)
+
+
+def parse_credential(
+    environ: Mapping[str, Any],
+    *,
+    key_prefix: str,
+    signature_headers: tuple[str, ...],
+) -> Credential | None:
+    """The request's single credential, ``None`` if it has none; 401 if it is unusable.
+
+    ``signature_headers`` are the WSGI environ names (``HTTP_X_GRID_SIGNATURE``...)
+    whose presence marks a signed request. A signed request carries no other
+    credential; a bearer token and an ``x-api-key`` must be the same key.
+    """
+    authorization = environ.get("HTTP_AUTHORIZATION")
+    api_key_header = environ.get("HTTP_X_API_KEY")
+    signed = any(name in environ for name in signature_headers)
+
+    if signed:
+        if authorization is not None or api_key_header is not None:
+            raise Unauthorized()
+        return Credential("signature", "")
+
+    token = bearer_token(authorization) if authorization is not None else None
+    if api_key_header is not None:
+        header_key = _clean(api_key_header)
+        if token is not None and not hmac.compare_digest(token.encode(), header_key.encode()):
+            raise Unauthorized()
+        if not header_key.startswith((f"{key_prefix}_live_", f"{key_prefix}_test_")):
+            raise Unauthorized()
+        return Credential("api_key", header_key)
+    if token is None:
+        return None
+    if token.startswith((f"{key_prefix}_live_", f"{key_prefix}_test_")):
+        return Credential("api_key", token)
+    if token.startswith("eyJ"):
+        if not JWT_RE.fullmatch(token):
+            raise Unauthorized()
+        return Credential("jwt", token)
+    return Credential("token", token)

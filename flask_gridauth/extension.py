@@ -1,0 +1,269 @@
+"""The :class:`GridAuth` extension: configuration, per-app state and the request hook."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+
+from . import config as c
+from . import signals
+from .credentials.api_key import verify_api_key
+from .credentials.parse import parse_credential
+from .credentials.token import resolve_token, token_digest, token_principal, verify_token
+from .errors import ConfigurationError, Forbidden, StorageError, Unauthorized, Unavailable
+from .keys import key_pattern, validate_prefix
+from .management import KeyManager
+from .principal import G_ATTR, Principal
+from .scopes import expand_scopes, view_requirement
+from .storage import Storage, storage_from_uri
+
+if TYPE_CHECKING:
+    from .credentials.jwt import JWTVerifier
+    from .credentials.signature import SignatureVerifier
+    from .ratelimit import RateLimits
+
+logger = logging.getLogger("flask_gridauth")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Requirement = tuple[tuple[str, ...], tuple[str, ...]] | None
+_UNKNOWN: Any = object()
+
+
+class GridAuthState:
+    """Everything one app's authentication needs, built once by ``init_app``.
+
+    It lives in ``app.extensions["gridauth"]``; two apps never share one.
+    """
+
+    def __init__(self, app: Flask, storage: Storage | None) -> None:
+        cfg = app.config
+        self.enabled: bool = bool(cfg[c.ENABLED])
+        self.key_prefix = validate_prefix(cfg[c.KEY_PREFIX])
+        self.key_pattern = key_pattern(self.key_prefix)
+        self.implications: dict[str, list[str]] = _check_implications(cfg[c.SCOPE_IMPLICATIONS])
+        self.method_scopes: dict[str, str] | None = _check_method_scopes(cfg[c.METHOD_SCOPES])
+        timeout = cfg[c.STORAGE_TIMEOUT]
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ConfigurationError("GRIDAUTH_STORAGE_TIMEOUT must be a positive number of seconds")
+        self.storage: Storage = storage or storage_from_uri(
+            cfg[c.STORAGE_URI], instance_path=app.instance_path, timeout=float(timeout)
+        )
+        self.keys = KeyManager(self.storage, key_prefix=self.key_prefix)
+        self.view_functions = app.view_functions
+        self._requirements: dict[tuple[str | None, str], Requirement] = {}
+        self._expanded: dict[tuple[str, ...], frozenset[str]] = {}
+
+        owner = cfg[c.TOKEN_OWNER]
+        if not isinstance(owner, str) or not owner:
+            raise ConfigurationError("GRIDAUTH_TOKEN_OWNER must be a non-empty string")
+        self.token_principal: Principal = token_principal(owner)
+        self.disabled_principal = Principal(kind="disabled", id="anonymous", owner=owner, scopes=frozenset({"*"}))
+        self.token_digest: bytes | None = None
+        if self.enabled:
+            self.token_digest = token_digest(resolve_token(cfg[c.API_TOKEN], cfg[c.TOKEN_FILE]))
+
+        self.jwt: JWTVerifier | None = _build_jwt(app)
+        self.signatures: SignatureVerifier = _build_signatures(app)
+        self.signature_environ: tuple[str, ...] = self.signatures.environ_names
+        self.ratelimit: RateLimits | None = _build_ratelimit(app, self.storage)
+
+    # -- scopes --------------------------------------------------------------
+
+    def expand(self, scopes: Iterable[str]) -> frozenset[str]:
+        """Scopes closed under the implication table, cached per distinct tuple."""
+        key = tuple(scopes)
+        expanded = self._expanded.get(key)
+        if expanded is None:
+            expanded = expand_scopes(key, self.implications)
+            if len(self._expanded) < 10_000:
+                self._expanded[key] = expanded
+        return expanded
+
+    def requirement(self, endpoint: str | None, method: str) -> Requirement:
+        """What a route needs (``None`` when public), cached per endpoint and method."""
+        cached = self._requirements.get((endpoint, method), _UNKNOWN)
+        if cached is not _UNKNOWN:
+            return cached  # type: ignore[no-any-return]
+        result: Requirement
+        if endpoint is None:
+            result = ((), ())  # no route matched: authenticate, then let Flask answer 404/405
+        elif endpoint == "static" or endpoint.endswith(".static"):
+            result = None
+        else:
+            result = view_requirement(self.view_functions.get(endpoint), method, self.method_scopes)
+        self._requirements[(endpoint, method)] = result
+        return result
+
+    # -- the request hook ----------------------------------------------------
+
+    def before_request(self) -> None:
+        """Authenticate the request and check its scopes, or raise the JSON error."""
+        method = request.method
+        if method == "OPTIONS":
+            return
+        if not self.enabled:
+            setattr(g, G_ATTR, self.disabled_principal)
+            return
+        needs = self.requirement(request.endpoint, method)
+        if needs is None:
+            return
+        principal = self.authenticate()
+        setattr(g, G_ATTR, principal)
+        required_all, required_any = needs
+        missing = [s for s in required_all if not principal.has_scope(s)]
+        if missing:
+            raise Forbidden.missing(missing)
+        if required_any and not any(principal.has_scope(s) for s in required_any):
+            raise Forbidden.missing(required_any)
+        if self.ratelimit is not None:
+            self.ratelimit.hit(principal, request.endpoint)
+
+    def after_request(self, response: Response) -> Response:
+        """Add the rate-limit headers of a limited credential."""
+        if self.ratelimit is not None:
+            self.ratelimit.add_headers(response)
+        return response
+
+    def authenticate(self) -> Principal:
+        """The request's principal, or 401/429/503."""
+        environ = request.environ
+        try:
+            credential = parse_credential(environ, key_prefix=self.key_prefix, signature_headers=self.signature_environ)
+        except Unauthorized:
+            self._failed("malformed", "malformed credential")
+            raise
+        if credential is None:
+            raise Unauthorized()
+        if self.ratelimit is not None:
+            self.ratelimit.check_address(request.remote_addr)
+        try:
+            if credential.kind == "api_key":
+                return verify_api_key(credential.value, pattern=self.key_pattern, storage=self.storage, expand=self.expand)
+            if credential.kind == "jwt":
+                if self.jwt is None:
+                    raise Unauthorized()
+                return self.jwt.verify(credential.value)
+            if credential.kind == "signature":
+                return self.signatures.verify(request, storage=self.storage, expand=self.expand)
+            if self.token_digest is None:
+                raise Unauthorized()
+            return verify_token(credential.value, self.token_digest, self.token_principal)
+        except Unauthorized as exc:
+            self._failed(credential.kind, exc.message)
+            raise
+        except StorageError as exc:
+            logger.error("storage unavailable during authentication: %s", exc)
+            raise Unavailable() from None
+
+    def _failed(self, kind: str, reason: str) -> None:
+        remote = request.remote_addr
+        logger.info("authentication failed: kind=%s reason=%s remote=%s", kind, reason, remote)
+        signals.authentication_failed.send(current_app._get_current_object(), kind=kind, reason=reason, remote_addr=remote)  # type: ignore[attr-defined]
+        if self.ratelimit is not None:
+            self.ratelimit.record_failure(remote)
+
+
+def _check_implications(table: object) -> dict[str, list[str]]:
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, list | tuple) and all(isinstance(x, str) for x in v) for k, v in table.items()
+    ):
+        raise ConfigurationError("GRIDAUTH_SCOPE_IMPLICATIONS must map scope names to lists of scope names")
+    return {k: list(v) for k, v in table.items()}
+
+
+def _check_method_scopes(table: object) -> dict[str, str] | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
+        raise ConfigurationError("GRIDAUTH_METHOD_SCOPES must map HTTP methods to scope names, or be None")
+    return {k.upper(): v for k, v in table.items()}
+
+
+def _build_jwt(app: Flask) -> JWTVerifier | None:
+    issuers = app.config[c.JWT_ISSUERS]
+    if not issuers:
+        return None
+    from .credentials.jwt import JWTVerifier
+
+    return JWTVerifier.from_config(app.config)
+
+
+def _build_signatures(app: Flask) -> SignatureVerifier:
+    from .credentials.signature import SignatureVerifier
+
+    return SignatureVerifier.from_config(app.config)
+
+
+def _build_ratelimit(app: Flask, storage: Storage) -> RateLimits | None:
+    if not app.config[c.RATELIMIT_ENABLED]:
+        return None
+    from .ratelimit import RateLimits
+
+    return RateLimits.from_config(app.config, storage)
+
+
+def get_state(app: Flask | None = None) -> GridAuthState:
+    """The :class:`GridAuthState` of ``app`` (default: the current app)."""
+    app = app or current_app
+    try:
+        return app.extensions["gridauth"]  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError(
+            "GridAuth is not initialised on this app. Did you forget GridAuth(app) or auth.init_app(app)?"
+        ) from None
+
+
+class GridAuth:
+    """Authenticate every request of a Flask app.
+
+    ``GridAuth(app)`` or ``auth = GridAuth()`` then ``auth.init_app(app)``. One
+    ``GridAuth`` can serve several apps; each app gets its own storage.
+    ``storage`` replaces the backend ``GRIDAUTH_STORAGE_URI`` would build.
+    """
+
+    def __init__(self, app: Flask | None = None, *, storage: Storage | None = None) -> None:
+        self._storage = storage
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Set config defaults, build this app's state and register the request hooks."""
+        if "gridauth" in app.extensions:
+            raise RuntimeError("GridAuth is already initialised on this app; create one GridAuth per app.")
+        c.apply_defaults(app)
+        state = GridAuthState(app, self._storage)
+        app.extensions["gridauth"] = state
+        app.before_request(state.before_request)
+        app.after_request(state.after_request)
+        from .cli import gridauth_cli
+
+        app.cli.add_command(gridauth_cli)
+        if not state.enabled:
+            message = (
+                "flask_gridauth: AUTHENTICATION IS DISABLED (GRIDAUTH_ENABLED=False or GRIDAUTH_AUTH=disabled):"
+                " every request is let through with every scope. Never run like this where others can connect."
+            )
+            logger.warning(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+    @property
+    def keys(self) -> KeyManager:
+        """The current app's :class:`~flask_gridauth.management.KeyManager`."""
+        return get_state().keys
+
+    def storage(self, app: Flask | None = None) -> Storage:
+        """The storage backend of ``app`` (default: the current app)."""
+        return get_state(app).storage
+
+    def limit(self, *limits: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Add a route limit such as ``"10/minute"``, counted per credential."""
+        from .ratelimit import mark_route_limit
+
+        return mark_route_limit(*limits)
+

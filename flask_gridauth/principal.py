@@ -1,0 +1,69 @@
+"""The authenticated caller of a request: :class:`Principal` and ``current_principal``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from flask import g
+from werkzeug.local import LocalProxy
+
+from .scopes import scope_granted
+
+if TYPE_CHECKING:
+    from .records import KeyRecord
+
+PrincipalKind = Literal["api_key", "jwt", "signature", "token", "disabled"]
+
+#: Attribute of ``flask.g`` that holds the request's principal.
+G_ATTR = "_gridauth_principal"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who made the request, and what it may do.
+
+    ``scopes`` is already expanded through the implication table, so
+    ``has_scope`` is a set look-up (plus the ``x:*`` wildcard).
+    """
+
+    kind: PrincipalKind
+    id: str
+    owner: str
+    scopes: frozenset[str]
+    claims: Mapping[str, Any] | None = None
+    key: KeyRecord | None = field(default=None, repr=False)
+
+    def has_scope(self, name: str) -> bool:
+        """Whether this principal holds ``name``, exactly or through a wildcard."""
+        return scope_granted(self.scopes, name)
+
+    @property
+    def is_superuser(self) -> bool:
+        """The bootstrap token (or disabled auth): sees and manages every owner's keys."""
+        return "*" in self.scopes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public view of this principal, as ``/me`` shows it."""
+        return {
+            "object": "principal",
+            "kind": self.kind,
+            "id": self.id,
+            "owner": self.owner,
+            "scopes": sorted(self.scopes),
+        }
+
+
+def _get_principal() -> Principal:
+    principal = g.get(G_ATTR)
+    if principal is None:
+        raise RuntimeError(
+            "No principal for this request. Is GridAuth initialised on this app"
+            " (GridAuth(app) or auth.init_app(app)), and is this route public?"
+        )
+    return cast(Principal, principal)
+
+
+#: The :class:`Principal` of the current request.
+current_principal: Principal = cast(Principal, LocalProxy(_get_principal))

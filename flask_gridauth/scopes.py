@@ -1,0 +1,146 @@
+"""Scope matching, expansion through the implication table, and the route decorators.
+
+The decorators only mark the view; the ``before_request`` hook reads the marks
+and refuses the request before the view runs. The wrapper re-checks, so a
+marked view can never run unauthenticated on an app that forgot ``init_app``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+from flask import current_app, g
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: A scope: ``name`` or ``namespace:name``, where the last part may be ``*``.
+SCOPE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_.-]{1,64})*(:\*)?")
+
+#: Marks read by the before_request hook and by ``flask gridauth routes``.
+PUBLIC_ATTR = "_gridauth_public"
+ALL_ATTR = "_gridauth_all_scopes"
+ANY_ATTR = "_gridauth_any_scopes"
+
+
+def is_valid_scope(name: object) -> bool:
+    """Whether ``name`` is a string of the scope grammar (``*`` alone is reserved)."""
+    return isinstance(name, str) and len(name) <= 200 and SCOPE_RE.fullmatch(name) is not None
+
+
+def scope_granted(held: frozenset[str], name: str) -> bool:
+    """Whether the expanded scope set ``held`` grants ``name``.
+
+    Matching is exact: ``read_admin`` never grants ``admin``. ``*`` grants
+    everything; ``x:*`` grants every scope under ``x:``.
+    """
+    if name in held or "*" in held:
+        return True
+    namespace, sep, _ = name.rpartition(":")
+    while sep:
+        if namespace + ":*" in held:
+            return True
+        namespace, sep, _ = namespace.rpartition(":")
+    return False
+
+
+def expand_scopes(scopes: Iterable[str], implications: Mapping[str, Iterable[str]]) -> frozenset[str]:
+    """Close ``scopes`` under the implication table, also inside each namespace.
+
+    With the default table ``admin`` gives ``write`` and ``read``, and
+    ``x:admin`` gives ``x:write`` and ``x:read``.
+    """
+    result: set[str] = set()
+    pending = list(scopes)
+    while pending:
+        scope = pending.pop()
+        if scope in result:
+            continue
+        result.add(scope)
+        namespace, sep, leaf = scope.rpartition(":")
+        for implied in implications.get(leaf, ()):
+            pending.append(f"{namespace}{sep}{implied}")
+    return frozenset(result)
+
+
+def _check(required_all: tuple[str, ...], required_any: tuple[str, ...]) -> None:
+    from .errors import Forbidden
+    from .principal import G_ATTR
+
+    if not current_app.extensions.get("gridauth"):
+        raise RuntimeError("GridAuth is not initialised on this app: call GridAuth(app) or auth.init_app(app).")
+    principal = g.get(G_ATTR)
+    if principal is None:
+        # The hook only leaves no principal for public requests and OPTIONS.
+        return
+    missing = [s for s in required_all if not principal.has_scope(s)]
+    if missing:
+        raise Forbidden.missing(missing)
+    if required_any and not any(principal.has_scope(s) for s in required_any):
+        raise Forbidden.missing(required_any)
+
+
+def _validate(scopes: tuple[str, ...]) -> None:
+    if not scopes:
+        raise TypeError("name at least one scope")
+    for scope in scopes:
+        if not is_valid_scope(scope):
+            raise ValueError(f"not a valid scope name: {scope!r}")
+
+
+def require_scope(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Require every one of ``scopes``; missing any is 403."""
+    _validate(scopes)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            _check(scopes, ())
+            return current_app.ensure_sync(view)(*args, **kwargs)  # type: ignore[no-any-return]
+
+        # Stacked decorators add up: the mark lists every scope the wrappers check.
+        setattr(wrapper, ALL_ATTR, getattr(view, ALL_ATTR, ()) + scopes)
+        return wrapper
+
+    return decorator
+
+
+def require_any_scope(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Require at least one of ``scopes``; holding none is 403."""
+    _validate(scopes)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            _check((), scopes)
+            return current_app.ensure_sync(view)(*args, **kwargs)  # type: ignore[no-any-return]
+
+        setattr(wrapper, ANY_ATTR, getattr(view, ANY_ATTR, ()) + scopes)
+        return wrapper
+
+    return decorator
+
+
+def public(view: Callable[P, R]) -> Callable[P, R]:
+    """Mark a view as reachable without any credential."""
+    setattr(view, PUBLIC_ATTR, True)
+    return view
+
+
+def view_requirement(view: Any, method: str, method_scopes: Mapping[str, str] | None) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """What a view needs: ``None`` if public, else ``(all_of, any_of)``.
+
+    A view without a scope decorator needs the scope its method maps to.
+    """
+    if getattr(view, PUBLIC_ATTR, False):
+        return None
+    required_all: tuple[str, ...] = getattr(view, ALL_ATTR, ())
+    required_any: tuple[str, ...] = getattr(view, ANY_ATTR, ())
+    if not required_all and not required_any and method_scopes:
+        default = method_scopes.get(method)
+        if default:
+            required_all = (default,)
+    return required_all, required_any

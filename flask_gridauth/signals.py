@@ -1,0 +1,21 @@
+"""Blinker signals for key events and failed authentications.
+
+Receivers get the app as sender and keyword arguments that never include a
+secret: ``key`` (a :class:`~flask_gridauth.records.KeyRecord`), or for a
+failure ``kind``, ``reason`` and ``remote_addr``.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: A key was created: ``key``.
+key_created = _signals.signal("gridauth.key-created")
+#: A key was revoked: ``key``.
+key_revoked = _signals.signal("gridauth.key-revoked")
+#: A key was rotated: ``key`` (the new one) and ``old_key``.
+key_rotated = _signals.signal("gridauth.key-rotated")
+#: An authentication failed: ``kind``, ``reason``, ``remote_addr``.
+authentication_failed = _signals.signal("gridauth.authentication-failed")

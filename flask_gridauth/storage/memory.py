@@ -1,0 +1,90 @@
+"""In-process storage: for tests and single-process development only."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ..records import KeyRecord
+from .base import KeyExistsError, Storage, check_changes
+
+
+class MemoryStorage(Storage):
+    """Dicts behind one lock. Nothing is shared between processes."""
+
+    schemes = ("memory",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, KeyRecord] = {}
+        self._by_lookup: dict[str, str] = {}
+        self._seen: dict[str, float] = {}
+        self._seq = 0
+
+    def add(self, record: KeyRecord) -> KeyRecord:
+        """Store a new key, assigning the next ``seq``."""
+        with self._lock:
+            if record.lookup in self._by_lookup or record.id in self._by_id:
+                raise KeyExistsError(record.id)
+            self._seq += 1
+            stored = dataclasses.replace(record, seq=self._seq)
+            self._by_id[stored.id] = stored
+            self._by_lookup[stored.lookup] = stored.id
+            return stored
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        """The key with this id."""
+        return self._by_id.get(key_id)
+
+    def find(self, lookup: str) -> KeyRecord | None:
+        """The key with this hash or fingerprint."""
+        key_id = self._by_lookup.get(lookup)
+        return None if key_id is None else self._by_id.get(key_id)
+
+    def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
+        """Keys newest first."""
+        with self._lock:
+            records = [
+                r
+                for r in self._by_id.values()
+                if (owner is None or r.owner == owner) and (before_seq is None or r.seq < before_seq)
+            ]
+        records.sort(key=lambda r: r.seq, reverse=True)
+        return records[:limit]
+
+    def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
+        """Replace the stored record with a changed copy."""
+        check_changes(changes)
+        with self._lock:
+            record = self._by_id.get(key_id)
+            if record is None:
+                return None
+            updated = dataclasses.replace(record, **changes)
+            self._by_id[key_id] = updated
+            return updated
+
+    def touch(self, record: KeyRecord, when: datetime) -> None:
+        """Set ``last_used_at``."""
+        with self._lock:
+            current = self._by_id.get(record.id)
+            if current is not None:
+                self._by_id[record.id] = dataclasses.replace(current, last_used_at=when)
+
+    def claim_once(self, token: str, ttl: float) -> bool:
+        """First claim within ``ttl`` wins; expired entries are swept as we go."""
+        now = time.monotonic()
+        with self._lock:
+            expires = self._seen.get(token)
+            if expires is not None and expires > now:
+                return False
+            if len(self._seen) > 10_000:
+                self._seen = {k: v for k, v in self._seen.items() if v > now}
+            self._seen[token] = now + ttl
+            return True
+
+    def ping(self) -> None:
+        """Memory always answers."""

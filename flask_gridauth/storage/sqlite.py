@@ -1,0 +1,255 @@
+"""SQLite storage: the embedded default, safe across threads and processes.
+
+One connection per thread (and per process, so a fork never shares one), WAL
+so readers never wait for writers, ``synchronous=NORMAL`` so a commit does not
+fsync, a busy timeout, and ``BEGIN IMMEDIATE`` for writes that read first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import StorageError
+from ..records import KeyRecord
+from .base import KeyExistsError, Storage, check_changes
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gridauth_keys (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    lookup TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    revoked_at REAL,
+    last_used_at REAL,
+    metadata TEXT NOT NULL,
+    rate_limit TEXT,
+    public_key TEXT
+);
+CREATE INDEX IF NOT EXISTS gridauth_keys_owner ON gridauth_keys (owner, seq);
+CREATE TABLE IF NOT EXISTS gridauth_seen (
+    token TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+_COLUMNS = (
+    "seq, id, lookup, name, type, prefix, scopes, environment, owner,"
+    " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key"
+)
+_TIME_FIELDS = frozenset({"expires_at", "revoked_at"})
+_JSON_FIELDS = frozenset({"scopes", "metadata"})
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _record(row: tuple[Any, ...]) -> KeyRecord:
+    created = _dt(row[9])
+    assert created is not None
+    return KeyRecord(
+        seq=row[0],
+        id=row[1],
+        lookup=row[2],
+        name=row[3],
+        type=row[4],
+        prefix=row[5],
+        scopes=tuple(json.loads(row[6])),
+        environment=row[7],
+        owner=row[8],
+        created_at=created,
+        expires_at=_dt(row[10]),
+        revoked_at=_dt(row[11]),
+        last_used_at=_dt(row[12]),
+        metadata=json.loads(row[13]),
+        rate_limit=row[14],
+        public_key=row[15],
+    )
+
+
+class SQLiteStorage(Storage):
+    """Keys in one SQLite file, shared by every thread and process that opens it."""
+
+    schemes = ("sqlite",)
+
+    def __init__(self, path: str, *, timeout: float = 2.0) -> None:
+        if path in ("", ":memory:"):
+            raise ValueError("an in-memory SQLite database is private to one connection: use memory:// instead")
+        self.path = path
+        self.timeout = timeout
+        self._local = threading.local()
+        self._schema_ready = False
+        self._claims = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if not self._schema_ready:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(_SCHEMA)
+            self._schema_ready = True
+        return conn
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        # Keyed by pid too: a connection must never cross a fork.
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.conn = self._connect()
+            local.pid = os.getpid()
+        conn: sqlite3.Connection = local.conn
+        return conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            # The driver's message names the database, never a key: safe to keep.
+            raise StorageError(f"SQLite storage failed: {type(exc).__name__}: {exc}") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._errors():
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def add(self, record: KeyRecord) -> KeyRecord:
+        """Insert the key; its ``seq`` is the row id."""
+        try:
+            with self._write() as conn:
+                cur = conn.execute(
+                    "INSERT INTO gridauth_keys (id, lookup, name, type, prefix, scopes, environment, owner,"
+                    " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        record.lookup,
+                        record.name,
+                        record.type,
+                        record.prefix,
+                        json.dumps(list(record.scopes)),
+                        record.environment,
+                        record.owner,
+                        _ts(record.created_at),
+                        _ts(record.expires_at),
+                        _ts(record.revoked_at),
+                        _ts(record.last_used_at),
+                        json.dumps(record.metadata),
+                        record.rate_limit,
+                        record.public_key,
+                    ),
+                )
+                seq = cur.lastrowid
+        except StorageError as exc:
+            if "UNIQUE" in str(exc):
+                raise KeyExistsError(record.id) from None
+            raise
+        found = self.get(record.id)
+        assert found is not None and found.seq == seq
+        return found
+
+    def _one(self, where: str, value: str) -> KeyRecord | None:
+        with self._errors():
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM gridauth_keys WHERE {where} = ?", (value,)).fetchone()
+        return None if row is None else _record(row)
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        """The key with this id."""
+        return self._one("id", key_id)
+
+    def find(self, lookup: str) -> KeyRecord | None:
+        """The key with this hash or fingerprint: one indexed SELECT."""
+        return self._one("lookup", lookup)
+
+    def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
+        """Keys newest first, by ``seq``."""
+        clauses, params = [], []
+        if owner is not None:
+            clauses.append("owner = ?")
+            params.append(owner)
+        if before_seq is not None:
+            clauses.append("seq < ?")
+            params.append(before_seq)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._errors():
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM gridauth_keys{where} ORDER BY seq DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
+        """Change the named fields in one statement."""
+        check_changes(changes)
+        if changes:
+            values = []
+            for name, value in changes.items():
+                if name in _TIME_FIELDS:
+                    value = _ts(value)
+                elif name in _JSON_FIELDS:
+                    value = json.dumps(list(value) if name == "scopes" else value)
+                values.append(value)
+            assignments = ", ".join(f"{name} = ?" for name in changes)
+            with self._write() as conn:
+                conn.execute(f"UPDATE gridauth_keys SET {assignments} WHERE id = ?", (*values, key_id))
+        return self.get(key_id)
+
+    def touch(self, record: KeyRecord, when: datetime) -> None:
+        """Set ``last_used_at`` in autocommit: one short write, no fsync under WAL."""
+        with self._errors():
+            self._conn.execute("UPDATE gridauth_keys SET last_used_at = ? WHERE id = ?", (when.timestamp(), record.id))
+
+    def claim_once(self, token: str, ttl: float) -> bool:
+        """Insert ``token``, or take over an expired row; a live row means a replay."""
+        now = time.time()
+        with self._errors():
+            conn = self._conn
+            self._claims += 1
+            if self._claims % 1000 == 0:
+                conn.execute("DELETE FROM gridauth_seen WHERE expires_at <= ?", (now,))
+            cur = conn.execute(
+                "INSERT INTO gridauth_seen (token, expires_at) VALUES (?, ?)"
+                " ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at"
+                " WHERE gridauth_seen.expires_at <= ?",
+                (token, now + ttl, now),
+            )
+            return cur.rowcount == 1
+
+    def ping(self) -> None:
+        """Run a trivial query against the file."""
+        with self._errors():
+            self._conn.execute("SELECT 1 FROM gridauth_keys LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local = threading.local()

@@ -1,0 +1,172 @@
+"""Shared fixtures: an app factory per storage backend, real Redis, known credentials."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, request
+
+from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, public, require_any_scope, require_scope
+
+#: The bootstrap token every test app accepts.
+TOKEN = "test-bootstrap-token-0123456789abcdef"
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+BACKENDS = ("memory", "sqlite", "redis")
+
+
+def _redis_up(host: str = REDIS_HOST, port: int = REDIS_PORT) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """A real Redis at 127.0.0.1:6379: the running one, else one we start; skip only outside CI."""
+    if not _redis_up():
+        binary = shutil.which("redis-server")
+        if binary:
+            subprocess.run(
+                [binary, "--daemonize", "yes", "--bind", REDIS_HOST, "--port", str(REDIS_PORT), "--save", ""],
+                check=False,
+                capture_output=True,
+            )
+            for _ in range(50):
+                if _redis_up():
+                    break
+                time.sleep(0.1)
+    if not _redis_up():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Redis is required in CI but nothing answers at 127.0.0.1:6379")
+        pytest.skip("no Redis at 127.0.0.1:6379 and redis-server could not be started")
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/15"
+
+
+@pytest.fixture
+def redis_uri(redis_server: str) -> Iterator[str]:
+    """A Redis storage URI with a key prefix of its own, deleted after the test.
+
+    A unique prefix (not FLUSHDB) keeps tests that run at the same time apart.
+    """
+    import redis
+
+    prefix = f"gridauth-test-{uuid.uuid4().hex[:12]}"
+    yield f"{redis_server}?key_prefix={prefix}"
+    client = redis.Redis.from_url(redis_server)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def storage_uri_for(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """The storage URI of one backend, isolated to this test."""
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/gridauth.db"
+    return str(request.getfixturevalue("redis_uri"))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each storage backend in turn."""
+    return str(request.param)
+
+
+@pytest.fixture
+def storage_uri(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """The storage URI of the current backend."""
+    return storage_uri_for(backend, request, tmp_path)
+
+
+def build_app(instance_path: str, **config: Any) -> Flask:
+    """A test app: the blueprint at /api/v1 and routes for each kind of requirement."""
+    app = Flask(__name__, instance_path=instance_path)
+    app.config.update(
+        TESTING=True,
+        GRIDAUTH_API_TOKEN=TOKEN,
+        GRIDAUTH_STORAGE_URI="memory://",
+        GRIDAUTH_RATELIMIT_ENABLED=False,
+    )
+    app.config.update(config)
+    GridAuth(app)
+    app.register_blueprint(api_keys_blueprint, url_prefix="/api/v1")
+
+    @app.route("/items", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
+    def items() -> dict[str, Any]:
+        return {"owner": current_principal.owner, "kind": current_principal.kind, "method": request.method}
+
+    @app.post("/holdings")
+    @require_scope("holdings:write")
+    def holdings() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.get("/admin-only")
+    @require_scope("admin")
+    def admin_only() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.get("/both")
+    @require_scope("read", "reports:read")
+    def both() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.get("/either")
+    @require_any_scope("billing:read", "reports:read")
+    def either() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.get("/open")
+    @public
+    def open_route() -> dict[str, Any]:
+        return {"public": True}
+
+    return app
+
+
+@pytest.fixture
+def make_app(tmp_path: Any, storage_uri: str) -> Callable[..., Flask]:
+    """A factory of test apps on the current backend; keyword arguments are config."""
+
+    def factory(**config: Any) -> Flask:
+        config.setdefault("GRIDAUTH_STORAGE_URI", storage_uri)
+        return build_app(str(tmp_path / "instance"), **config)
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """A test app on the current backend."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+def create_key(app: Flask, scopes: list[str] | None = None, owner: str = "alice", **kwargs: Any) -> tuple[Any, str]:
+    """Create an API key through the Python API: ``(record, raw_key)``."""
+    with app.app_context():
+        return app.extensions["gridauth"].keys.create(
+            name=kwargs.pop("name", "test key"), scopes=scopes or ["read"], owner=owner, **kwargs
+        )
+
+
+def bearer(raw: str) -> dict[str, str]:
+    """An Authorization header for ``raw``."""
+    return {"Authorization": f"Bearer {raw}"}

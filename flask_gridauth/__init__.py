@@ -1,5 +1,6 @@
 """flask_gridauth: API keys, JWTs, signed requests and a bootstrap token for Flask."""
 
+from .blueprint import api_keys_blueprint
 from .errors import (
     ConfigurationError,
     Forbidden,
@@ -12,7 +13,6 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
-from .blueprint import api_keys_blueprint
 from .extension import GridAuth, get_state
 from .management import KeyManager
 from .principal import Principal, current_principal

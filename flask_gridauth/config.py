@@ -19,11 +19,11 @@ STORAGE_URI = "GRIDAUTH_STORAGE_URI"
 KEY_PREFIX = "GRIDAUTH_KEY_PREFIX"
 #: The bootstrap token. ``None`` reads the ``GRIDAUTH_API_TOKEN`` environment
 #: variable, else the token file, else generates one.
-API_TOKEN = "GRIDAUTH_API_TOKEN"
+API_TOKEN = "GRIDAUTH_API_TOKEN"  # noqa: S105 - a config key's name, not a secret
 #: Where a generated bootstrap token is kept (mode 0600).
-TOKEN_FILE = "GRIDAUTH_TOKEN_FILE"
+TOKEN_FILE = "GRIDAUTH_TOKEN_FILE"  # noqa: S105 - a config key's name, not a secret
 #: Owner recorded on keys the bootstrap token creates without naming one.
-TOKEN_OWNER = "GRIDAUTH_TOKEN_OWNER"
+TOKEN_OWNER = "GRIDAUTH_TOKEN_OWNER"  # noqa: S105 - a config key's name, not a secret
 #: Authentication on or off. ``GRIDAUTH_AUTH=disabled`` in the environment sets False.
 ENABLED = "GRIDAUTH_ENABLED"
 #: JWT issuers: dicts with ``issuer``, ``jwks_url`` or ``secret``, ``algorithms``,
@@ -51,7 +51,7 @@ RATELIMIT_JWT = "GRIDAUTH_RATELIMIT_JWT"
 #: Default limit per signing key.
 RATELIMIT_SIGNATURE = "GRIDAUTH_RATELIMIT_SIGNATURE"
 #: Limit for the bootstrap token; ``None`` leaves it unlimited.
-RATELIMIT_TOKEN = "GRIDAUTH_RATELIMIT_TOKEN"
+RATELIMIT_TOKEN = "GRIDAUTH_RATELIMIT_TOKEN"  # noqa: S105 - a config key's name, not a secret
 #: Every limit on or off.
 RATELIMIT_ENABLED = "GRIDAUTH_RATELIMIT_ENABLED"
 #: Where counters live when the key storage is not Redis; ``None`` is per-process memory.

@@ -50,7 +50,7 @@ class GridAuthError(HTTPException):
         """JSON content type plus any headers this error carries."""
         return [("Content-Type", "application/json"), *self.extra_headers.items()]
 
-    def get_response(self, environ: Any = None, scope: Any = None) -> SansioResponse:
+    def get_response(self, environ: Any = None, scope: Any = None) -> SansioResponse:  # type: ignore[override]
         """A response object for this error, with the JSON body and headers."""
         return Response(self.get_body(), self.code, self.get_headers())
 

@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, g, request
 from . import config as c
 from . import signals
 from .credentials.api_key import verify_api_key
-from .credentials.parse import parse_credential
+from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
 from .credentials.token import resolve_token, token_digest, token_principal, verify_token
 from .errors import ConfigurationError, Forbidden, StorageError, Unauthorized, Unavailable
 from .keys import key_pattern, validate_prefix
@@ -142,9 +142,15 @@ class GridAuthState:
             raise Unauthorized()
         if self.ratelimit is not None:
             self.ratelimit.check_address(request.remote_addr)
+        return self.verify(credential)
+
+    def verify(self, credential: Credential) -> Principal:
+        """Run the verifier of ``credential``'s kind; failures are logged, counted and re-raised."""
         try:
             if credential.kind == "api_key":
-                return verify_api_key(credential.value, pattern=self.key_pattern, storage=self.storage, expand=self.expand)
+                return verify_api_key(
+                    credential.value, pattern=self.key_pattern, storage=self.storage, expand=self.expand
+                )
             if credential.kind == "jwt":
                 if self.jwt is None:
                     raise Unauthorized()
@@ -161,17 +167,31 @@ class GridAuthState:
             logger.error("storage unavailable during authentication: %s", exc)
             raise Unavailable() from None
 
+    def verify_bearer(self, value: str) -> Principal:
+        """The principal of a bare credential (what would follow ``Bearer``), e.g. from a sign-in form."""
+        try:
+            token = bearer_token("Bearer " + value)
+        except Unauthorized:
+            self._failed("malformed", "malformed credential")
+            raise
+        credential = classify_token(token, self.key_prefix)
+        if self.ratelimit is not None:
+            self.ratelimit.check_address(request.remote_addr)
+        return self.verify(credential)
+
     def _failed(self, kind: str, reason: str) -> None:
         remote = request.remote_addr
         logger.info("authentication failed: kind=%s reason=%s remote=%s", kind, reason, remote)
-        signals.authentication_failed.send(current_app._get_current_object(), kind=kind, reason=reason, remote_addr=remote)  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        signals.authentication_failed.send(app, kind=kind, reason=reason, remote_addr=remote)
         if self.ratelimit is not None:
             self.ratelimit.record_failure(remote)
 
 
 def _check_implications(table: object) -> dict[str, list[str]]:
     if not isinstance(table, dict) or not all(
-        isinstance(k, str) and isinstance(v, list | tuple) and all(isinstance(x, str) for x in v) for k, v in table.items()
+        isinstance(k, str) and isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
+        for k, v in table.items()
     ):
         raise ConfigurationError("GRIDAUTH_SCOPE_IMPLICATIONS must map scope names to lists of scope names")
     return {k: list(v) for k, v in table.items()}
@@ -266,4 +286,3 @@ class GridAuth:
         from .ratelimit import mark_route_limit
 
         return mark_route_limit(*limits)
-

@@ -107,7 +107,7 @@ def validate_environment(value: object) -> Environment:
     """``live`` or ``test``."""
     if value not in ENVIRONMENTS:
         raise InvalidRequest("environment must be 'live' or 'test'", field="environment")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _send(signal: Any, **kwargs: Any) -> None:
@@ -161,7 +161,9 @@ class KeyManager:
 
     def _store(self, record: KeyRecord) -> KeyRecord:
         stored = self.storage.add(record)
-        logger.info("key created: id=%s prefix=%s owner=%s type=%s", stored.id, stored.prefix, stored.owner, stored.type)
+        logger.info(
+            "key created: id=%s prefix=%s owner=%s type=%s", stored.id, stored.prefix, stored.owner, stored.type
+        )
         _send(signals.key_created, key=stored)
         return stored
 

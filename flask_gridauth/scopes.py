@@ -130,7 +130,9 @@ def public(view: Callable[P, R]) -> Callable[P, R]:
     return view
 
 
-def view_requirement(view: Any, method: str, method_scopes: Mapping[str, str] | None) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+def view_requirement(
+    view: Any, method: str, method_scopes: Mapping[str, str] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """What a view needs: ``None`` if public, else ``(all_of, any_of)``.
 
     A view without a scope decorator needs the scope its method maps to.

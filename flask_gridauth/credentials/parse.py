@@ -86,6 +86,11 @@ def parse_credential(
         return Credential("api_key", header_key)
     if token is None:
         return None
+    return classify_token(token, key_prefix)
+
+
+def classify_token(token: str, key_prefix: str) -> Credential:
+    """Tell an API key, a JWT and the bootstrap token apart by shape alone."""
     if token.startswith((f"{key_prefix}_live_", f"{key_prefix}_test_")):
         return Credential("api_key", token)
     if token.startswith("eyJ"):

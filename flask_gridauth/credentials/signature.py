@@ -29,6 +29,8 @@ class SignatureVerifier:
         """Build from ``GRIDAUTH_SIGNATURE_*``."""
         return cls(config["GRIDAUTH_SIGNATURE_HEADER_PREFIX"])
 
-    def verify(self, request: Request, *, storage: Storage, expand: Callable[[Iterable[str]], frozenset[str]]) -> Principal:
+    def verify(
+        self, request: Request, *, storage: Storage, expand: Callable[[Iterable[str]], frozenset[str]]
+    ) -> Principal:
         """The signing key's principal, or 401."""
         raise Unauthorized()

@@ -25,6 +25,7 @@ from .parse import MAX_CREDENTIAL_LENGTH, TOKEN_RE
 #: Printed once to stderr when a token is generated.
 BANNER = "AUTH TOKEN (save this — shown only once): {token}"
 
+
 def token_digest(token: str) -> bytes:
     """SHA-256 of the token: the only form kept in memory after start-up."""
     return hashlib.sha256(token.encode("ascii")).digest()

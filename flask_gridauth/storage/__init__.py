@@ -34,7 +34,9 @@ def storage_from_uri(uri: str, *, instance_path: str, timeout: float = 2.0) -> S
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as exc:
-            raise ConfigurationError(f"cannot create the folder for the SQLite storage {directory!r}: {exc.strerror}") from None
+            raise ConfigurationError(
+                f"cannot create the folder for the SQLite storage {directory!r}: {exc.strerror}"
+            ) from None
         return SQLiteStorage(path, timeout=timeout)
     if scheme in ("redis", "rediss"):
         from .redis import RedisStorage

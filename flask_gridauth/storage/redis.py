@@ -16,6 +16,7 @@ atomic; the layout therefore assumes one Redis server, not a cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -100,8 +101,6 @@ def _decode(flat: list[bytes]) -> KeyRecord | None:
         raw = fields.get(name)
         return None if not raw else datetime.fromtimestamp(float(raw), UTC)
 
-    created = when("created_at")
-    assert created is not None
     return KeyRecord(
         id=fields["id"],
         name=fields["name"],
@@ -111,7 +110,7 @@ def _decode(flat: list[bytes]) -> KeyRecord | None:
         scopes=tuple(json.loads(fields["scopes"])),
         environment=fields["environment"],
         owner=fields["owner"],
-        created_at=created,
+        created_at=datetime.fromtimestamp(float(fields["created_at"]), UTC),
         expires_at=when("expires_at"),
         revoked_at=when("revoked_at"),
         last_used_at=when("last_used_at"),
@@ -189,9 +188,7 @@ class RedisStorage(Storage):
             seq = int(self._add(keys=keys, args=[record.lookup, record.id, *_hash_items(record)]))
         if seq == 0:
             raise KeyExistsError(record.id)
-        stored = self.get(record.id)
-        assert stored is not None
-        return stored
+        return dataclasses.replace(record, seq=seq)
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The key with this id, in one round trip."""
@@ -201,7 +198,8 @@ class RedisStorage(Storage):
     def find(self, lookup: str) -> KeyRecord | None:
         """The key with this hash or fingerprint: one ``HGETALL``."""
         with self._errors():
-            flat = self.client.execute_command("HGETALL", self.key("rec", lookup))
+            # execute_command skips redis-py's dict-building response callback: one list, decoded once.
+            flat = self.client.execute_command("HGETALL", self.key("rec", lookup))  # type: ignore[no-untyped-call]
         if not flat:
             return None
         if isinstance(flat, dict):  # RESP3 answers with a map

@@ -7,6 +7,7 @@ fsync, a busy timeout, and ``BEGIN IMMEDIATE`` for writes that read first.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -64,8 +65,6 @@ def _dt(value: float | None) -> datetime | None:
 
 
 def _record(row: tuple[Any, ...]) -> KeyRecord:
-    created = _dt(row[9])
-    assert created is not None
     return KeyRecord(
         seq=row[0],
         id=row[1],
@@ -76,7 +75,7 @@ def _record(row: tuple[Any, ...]) -> KeyRecord:
         scopes=tuple(json.loads(row[6])),
         environment=row[7],
         owner=row[8],
-        created_at=created,
+        created_at=datetime.fromtimestamp(row[9], UTC),
         expires_at=_dt(row[10]),
         revoked_at=_dt(row[11]),
         last_used_at=_dt(row[12]),
@@ -167,18 +166,18 @@ class SQLiteStorage(Storage):
                         record.public_key,
                     ),
                 )
-                seq = cur.lastrowid
+                seq = int(cur.lastrowid or 0)
         except StorageError as exc:
             if "UNIQUE" in str(exc):
                 raise KeyExistsError(record.id) from None
             raise
-        found = self.get(record.id)
-        assert found is not None and found.seq == seq
-        return found
+        return dataclasses.replace(record, seq=seq)
 
     def _one(self, where: str, value: str) -> KeyRecord | None:
         with self._errors():
-            row = self._conn.execute(f"SELECT {_COLUMNS} FROM gridauth_keys WHERE {where} = ?", (value,)).fetchone()
+            # ``where`` is one of two fixed column names, never caller input.
+            sql = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE {where} = ?"  # noqa: S608
+            row = self._conn.execute(sql, (value,)).fetchone()
         return None if row is None else _record(row)
 
     def get(self, key_id: str) -> KeyRecord | None:
@@ -191,7 +190,8 @@ class SQLiteStorage(Storage):
 
     def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
         """Keys newest first, by ``seq``."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | int] = []
         if owner is not None:
             clauses.append("owner = ?")
             params.append(owner)
@@ -200,9 +200,8 @@ class SQLiteStorage(Storage):
             params.append(before_seq)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._errors():
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM gridauth_keys{where} ORDER BY seq DESC LIMIT ?", (*params, limit)
-            ).fetchall()
+            sql = f"SELECT {_COLUMNS} FROM gridauth_keys{where} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - fixed clauses
+            rows = self._conn.execute(sql, (*params, limit)).fetchall()
         return [_record(row) for row in rows]
 
     def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
@@ -216,9 +215,11 @@ class SQLiteStorage(Storage):
                 elif name in _JSON_FIELDS:
                     value = json.dumps(list(value) if name == "scopes" else value)
                 values.append(value)
+            # Column names come from MUTABLE_FIELDS (checked above); values are bound.
             assignments = ", ".join(f"{name} = ?" for name in changes)
+            sql = f"UPDATE gridauth_keys SET {assignments} WHERE id = ?"  # noqa: S608
             with self._write() as conn:
-                conn.execute(f"UPDATE gridauth_keys SET {assignments} WHERE id = ?", (*values, key_id))
+                conn.execute(sql, (*values, key_id))
         return self.get(key_id)
 
     def touch(self, record: KeyRecord, when: datetime) -> None:

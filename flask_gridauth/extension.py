@@ -68,7 +68,7 @@ class GridAuthState:
         if self.enabled:
             self.token_digest = token_digest(resolve_token(cfg[c.API_TOKEN], cfg[c.TOKEN_FILE]))
 
-        self.jwt: JWTVerifier | None = _build_jwt(app)
+        self.jwt: JWTVerifier | None = _build_jwt(app, self.expand)
         self.signatures: SignatureVerifier = _build_signatures(app)
         self.signature_environ: tuple[str, ...] = self.signatures.environ_names
         self.ratelimit: RateLimits | None = _build_ratelimit(app, self.storage)
@@ -205,13 +205,12 @@ def _check_method_scopes(table: object) -> dict[str, str] | None:
     return {k.upper(): v for k, v in table.items()}
 
 
-def _build_jwt(app: Flask) -> JWTVerifier | None:
-    issuers = app.config[c.JWT_ISSUERS]
-    if not issuers:
+def _build_jwt(app: Flask, expand: Callable[[Iterable[str]], frozenset[str]]) -> JWTVerifier | None:
+    if not app.config[c.JWT_ISSUERS]:
         return None
     from .credentials.jwt import JWTVerifier
 
-    return JWTVerifier.from_config(app.config)
+    return JWTVerifier.from_config(app.config, expand=expand)
 
 
 def _build_signatures(app: Flask) -> SignatureVerifier:

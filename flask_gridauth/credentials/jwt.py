@@ -13,7 +13,7 @@ class JWTVerifier:
     """Verifies JWTs from the configured issuers."""
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> JWTVerifier:
+    def from_config(cls, config: Mapping[str, Any], *, expand: Any) -> JWTVerifier:
         """Build from ``GRIDAUTH_JWT_*``."""
         return cls()
 

@@ -76,7 +76,7 @@ def write_token_file(path: str, token: str, *, replace: bool) -> bool:
     except OSError as exc:
         raise ConfigurationError(f"cannot write the token file {path}: {exc.strerror}") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 

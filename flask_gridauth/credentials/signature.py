@@ -1,36 +1,306 @@
-"""Ed25519-signed requests. PLACEHOLDER until the signed-requests issue lands."""
+"""Ed25519-signed requests: the signed string, its checks, and the replay cache.
+
+A signed request carries ``<P>-Signature``, ``<P>-Timestamp``,
+``<P>-Fingerprint`` and optionally ``<P>-Signature-Version`` (``P`` is
+``GRIDAUTH_SIGNATURE_HEADER_PREFIX``). Verification runs cheapest first:
+header shapes and the clock (401, no storage, no cryptography), the body size
+(413, no hashing), one storage look-up by fingerprint, one Ed25519 verify, and
+only then the replay cache, so unsigned junk can never fill it.
+
+The request target is the path and query as the client sent them: the raw
+path from ``RAW_URI``/``REQUEST_URI`` (percent-encoding kept), rebuilt from
+``SCRIPT_NAME`` + ``PATH_INFO`` when the server gives neither, and the query
+from ``QUERY_STRING``, which WSGI servers pass undecoded.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import re
+import time
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..errors import InvalidRequest, Unauthorized
+from ..errors import ConfigurationError, InvalidRequest, PayloadTooLarge, Unauthorized
 from ..principal import Principal
+from ..records import utcnow
 from ..storage import Storage
+from .api_key import check_record, principal_for, touch_if_due
+from .ed25519 import is_safe_public_key
+
+logger = logging.getLogger("flask_gridauth")
+
+Expander = Callable[[Iterable[str]], frozenset[str]]
+
+#: Signed-string versions this module knows.
+KNOWN_VERSIONS = ("1", "2")
+#: Body limit for signed requests when ``MAX_CONTENT_LENGTH`` is ``None``: the
+#: whole body is held in memory to be verified, so it is never unbounded.
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+#: Largest accepted ``GRIDAUTH_SIGNATURE_TOLERANCE``, in seconds.
+MAX_TOLERANCE = 3600
+
+#: A header-name prefix: letters and digits in dash-separated words.
+HEADER_PREFIX_RE = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+#: Unix seconds in canonical ASCII decimal: no sign, space, dot, exponent,
+#: underscore, leading zero or non-ASCII digit (``str.isdigit`` accepts "¹").
+TIMESTAMP_RE = re.compile(r"[1-9][0-9]{0,11}")
+#: Standard base64 of 32 bytes without padding; the last character carries two
+#: zero bits, so only one spelling of each fingerprint matches.
+FINGERPRINT_RE = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]")
+#: Characters a path keeps unescaped when it must be rebuilt (RFC 3986 ``pchar`` and ``/``).
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
+#: Length of the standard base64 of a 64-byte signature.
+SIGNATURE_B64_LENGTH = 88
+
+
+def fingerprint(raw_public_key: bytes) -> str:
+    """Standard base64, without padding, of the SHA-256 of a raw 32-byte public key."""
+    return base64.b64encode(hashlib.sha256(raw_public_key).digest()).rstrip(b"=").decode("ascii")
 
 
 def load_public_key(public_key: object) -> tuple[str, str]:
-    """Validate a base64 Ed25519 public key: ``(canonical base64, fingerprint)``."""
-    raise InvalidRequest("signing keys are not supported yet", field="type")
+    """Validate a base64 Ed25519 public key: ``(canonical base64, fingerprint)``, else 422.
+
+    The key must be strict standard base64 of exactly 32 bytes that encode, in
+    canonical form, a point of prime order: small-order and mixed-order points
+    (which let one signature verify for many messages) are refused.
+    """
+    if not isinstance(public_key, str) or len(public_key) != 44:
+        raise InvalidRequest("public_key must be the standard base64 of a raw 32-byte Ed25519 key", field="public_key")
+    try:
+        raw = base64.b64decode(public_key, validate=True)
+    except ValueError:  # binascii.Error, or a non-ASCII str
+        raise InvalidRequest(
+            "public_key must be the standard base64 of a raw 32-byte Ed25519 key", field="public_key"
+        ) from None
+    encoded = base64.b64encode(raw).decode("ascii")
+    if len(raw) != 32 or encoded != public_key:
+        raise InvalidRequest("public_key must be the standard base64 of a raw 32-byte Ed25519 key", field="public_key")
+    if not is_safe_public_key(raw):
+        raise InvalidRequest(
+            "public_key is not a usable Ed25519 key (small order or non-canonical)", field="public_key"
+        )
+    return encoded, fingerprint(raw)
+
+
+@lru_cache(maxsize=4096)
+def public_key_object(key_fingerprint: str, encoded: str) -> Ed25519PublicKey | None:
+    """The loaded key of a stored record, cached; ``None`` if the record does not match its fingerprint.
+
+    Keyed by fingerprint and key together, so a changed record never meets a
+    stale entry.
+    """
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        if len(raw) != 32 or not hmac.compare_digest(fingerprint(raw).encode(), key_fingerprint.encode()):
+            return None
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        return None
+
+
+def verify_ed25519(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` (exactly 64 bytes) signs ``message`` under ``public_key``."""
+    if len(signature) != 64:
+        return False
+    try:
+        public_key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def signed_message(version: str, timestamp: str, method: str, host: str, target: bytes, body: bytes) -> bytes:
+    """The bytes a client signs.
+
+    Version 1: ``<timestamp><METHOD><target><body>`` (``host`` unused).
+    Version 2: ``<timestamp>\\n<METHOD>\\n<host>\\n<target>\\n<hex SHA-256 of body>``.
+    ``target`` is the path with its query, as bytes on the wire.
+    """
+    if version == "1":
+        return b"".join((timestamp.encode("ascii"), method.encode("ascii"), target, body))
+    digest = hashlib.sha256(body).hexdigest()
+    return b"\n".join(
+        (timestamp.encode("ascii"), method.encode("ascii"), host.encode("ascii"), target, digest.encode("ascii"))
+    )
+
+
+def request_target(environ: Mapping[str, Any]) -> bytes | None:
+    """The path and query the client sent, as bytes; ``None`` if it cannot be known.
+
+    WSGI strings are bytes decoded as latin-1, so encoding them back gives the
+    wire bytes. An app mounted under a prefix (``SCRIPT_NAME``) sees the full
+    path the client sent; if a proxy stripped the prefix before the app (so
+    the raw target lacks it), the prefix is put back.
+    """
+    script = environ.get("SCRIPT_NAME", "")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    try:
+        if raw:
+            path = raw.partition("?")[0]
+            if not path.startswith("/"):
+                # Absolute form (``http://host/path``) from a client talking to a proxy.
+                scheme, sep, rest = path.partition("://")
+                if not sep or not scheme.isalpha():
+                    return None
+                path = "/" + rest.partition("/")[2]
+            wire = path.encode("latin-1")
+            if script:
+                prefix = quote(script.encode("latin-1"), safe=PATH_SAFE).encode("ascii")
+                if not (wire == prefix or wire.startswith(prefix + b"/")):
+                    wire = prefix + wire
+        else:
+            wire = quote((script + environ.get("PATH_INFO", "")).encode("latin-1"), safe=PATH_SAFE).encode("ascii")
+        query = environ.get("QUERY_STRING", "")
+        if query:
+            wire += b"?" + query.encode("latin-1")
+    except UnicodeError:  # not a real WSGI string
+        return None
+    return wire or b"/"
+
+
+def _refuse(reason: str, *args: Any) -> Unauthorized:
+    # The reason goes to the log for operators (clock skew is the usual one);
+    # the caller only ever sees the generic 401.
+    logger.info("signed request refused: " + reason, *args)
+    return Unauthorized()
 
 
 class SignatureVerifier:
-    """Verifies ``<P>-Signature`` requests."""
+    """Verifies ``<P>-Signature`` requests against the signing keys in storage.
 
-    def __init__(self, header_prefix: str) -> None:
+    ``clock`` returns the current Unix time; tests may replace it.
+    """
+
+    def __init__(
+        self,
+        *,
+        header_prefix: str = "X-Grid",
+        tolerance: int = 30,
+        versions: Iterable[str] = KNOWN_VERSIONS,
+    ) -> None:
         env = "HTTP_" + header_prefix.upper().replace("-", "_")
-        self.environ_names = (env + "_SIGNATURE", env + "_TIMESTAMP", env + "_FINGERPRINT")
+        self.signature_env = env + "_SIGNATURE"
+        self.timestamp_env = env + "_TIMESTAMP"
+        self.fingerprint_env = env + "_FINGERPRINT"
+        self.version_env = env + "_SIGNATURE_VERSION"
+        #: WSGI environ names whose presence marks a signed request.
+        self.environ_names = (self.signature_env, self.timestamp_env, self.fingerprint_env, self.version_env)
+        self.tolerance = tolerance
+        self.versions = frozenset(versions)
+        #: A signature is remembered for longer than it can be fresh: a
+        #: timestamp is accepted over a span of 2 x tolerance (+1 s of rounding).
+        self.replay_ttl = float(2 * tolerance + 2)
+        self.clock: Callable[[], float] = time.time
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SignatureVerifier:
-        """Build from ``GRIDAUTH_SIGNATURE_*``."""
-        return cls(config["GRIDAUTH_SIGNATURE_HEADER_PREFIX"])
+        """Build from ``GRIDAUTH_SIGNATURE_*``; a bad value is a :class:`ConfigurationError`."""
+        prefix = config.get("GRIDAUTH_SIGNATURE_HEADER_PREFIX", "X-Grid")
+        if not isinstance(prefix, str) or len(prefix) > 64 or not HEADER_PREFIX_RE.fullmatch(prefix):
+            raise ConfigurationError(
+                "GRIDAUTH_SIGNATURE_HEADER_PREFIX must be a header-name prefix such as 'X-Grid'"
+                " (letters and digits in dash-separated words, at most 64 characters)"
+            )
+        tolerance = config.get("GRIDAUTH_SIGNATURE_TOLERANCE", 30)
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int) or not 1 <= tolerance <= MAX_TOLERANCE:
+            raise ConfigurationError(f"GRIDAUTH_SIGNATURE_TOLERANCE must be whole seconds from 1 to {MAX_TOLERANCE}")
+        versions = config.get("GRIDAUTH_SIGNATURE_VERSIONS", KNOWN_VERSIONS)
+        if isinstance(versions, str | bytes) or not isinstance(versions, Iterable):
+            raise ConfigurationError("GRIDAUTH_SIGNATURE_VERSIONS must be a list such as ('1', '2')")
+        names = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in versions]
+        if not names or any(v not in KNOWN_VERSIONS for v in names):
+            raise ConfigurationError("GRIDAUTH_SIGNATURE_VERSIONS must be a non-empty list of '1' and/or '2'")
+        return cls(header_prefix=prefix, tolerance=tolerance, versions=names)
 
-    def verify(
-        self, request: Request, *, storage: Storage, expand: Callable[[Iterable[str]], frozenset[str]]
-    ) -> Principal:
-        """The signing key's principal, or 401."""
-        raise Unauthorized()
+    def verify(self, request: Request, *, storage: Storage, expand: Expander) -> Principal:
+        """The signing key's principal, or 401 (413 for an oversized body)."""
+        environ = request.environ
+        signature_b64 = environ.get(self.signature_env)
+        timestamp = environ.get(self.timestamp_env)
+        key_fingerprint = environ.get(self.fingerprint_env)
+        version = environ.get(self.version_env, "1")
+        if signature_b64 is None or timestamp is None or key_fingerprint is None:
+            raise _refuse("missing header")
+        if version not in self.versions:
+            raise _refuse("signature version not accepted")
+        if not TIMESTAMP_RE.fullmatch(timestamp):
+            raise _refuse("malformed timestamp")
+        skew = self.clock() - int(timestamp)
+        if abs(skew) > self.tolerance:
+            raise _refuse(
+                "timestamp %+.0f s from the server clock (tolerance %d s): check the client's clock",
+                -skew,
+                self.tolerance,
+            )
+        signature = _decode_signature(signature_b64)
+        if signature is None:
+            raise _refuse("malformed signature")
+        if not FINGERPRINT_RE.fullmatch(key_fingerprint):
+            raise _refuse("malformed fingerprint")
+        method = request.method
+        target = request_target(environ)
+        if target is None or not method.isascii():
+            raise _refuse("unusable request target")
+        host = ""
+        if version == "2":
+            host = environ.get("HTTP_HOST", "").lower()
+            if not host or not host.isascii():
+                raise _refuse("missing or non-ASCII Host header")
+        body = _read_body(request)
+
+        record = storage.find(key_fingerprint)
+        if record is None or record.type != "signing" or record.public_key is None:
+            raise _refuse("unknown fingerprint")
+        public_key = public_key_object(record.lookup, record.public_key)
+        message = signed_message(version, timestamp, method, host, target, body)
+        if public_key is None or not verify_ed25519(public_key, signature, message):
+            raise _refuse("bad signature for key %s", record.id)
+        now = utcnow()
+        check_record(record, now)  # after the signature: only the key's holder learns it is revoked
+        if not storage.claim_once(hashlib.sha256(signature).hexdigest(), self.replay_ttl):
+            raise _refuse("replayed signature for key %s", record.id)
+        touch_if_due(storage, record, now)
+        return principal_for(record, "signature", expand)
+
+
+def _decode_signature(value: str) -> bytes | None:
+    """64 bytes from strict, canonical standard base64, else ``None``."""
+    # 64 bytes are 88 characters ending in "==", and the last data character
+    # carries four zero bits: anything else is a second spelling or not 64 bytes.
+    if len(value) != SIGNATURE_B64_LENGTH or not value.endswith("==") or value[85] not in "AQgw":
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+
+
+def _read_body(request: Request) -> bytes:
+    """The body, cached for the view, or 413 above the limit before anything hashes it."""
+    limit = request.max_content_length
+    if limit is None:
+        limit = DEFAULT_MAX_BODY
+        request.max_content_length = limit  # also bounds a body sent without Content-Length
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge()
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge() from None
+    if len(body) > limit:
+        raise PayloadTooLarge()
+    return body

@@ -145,6 +145,27 @@ class TestStorageContract:
             t.join()
         assert results.count(True) == 1
 
+    def test_concurrent_updates_lose_nothing(self, storage: Storage) -> None:
+        """Updates of different fields racing from two threads all survive."""
+        record = storage.add(make_record())
+
+        def rename() -> None:
+            for i in range(20):
+                storage.update(record.id, {"name": f"name-{i}"})
+
+        def relabel() -> None:
+            for i in range(20):
+                storage.update(record.id, {"metadata": {"n": i}})
+
+        threads = [threading.Thread(target=rename), threading.Thread(target=relabel)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = storage.get(record.id)
+        assert final is not None
+        assert (final.name, final.metadata) == ("name-19", {"n": 19})
+
     def test_ping(self, storage: Storage) -> None:
         """A reachable backend answers ping."""
         storage.ping()

@@ -2,16 +2,19 @@
 
 Layout, all under one prefix (``gridauth`` unless ``?key_prefix=`` says otherwise):
 
-- ``<p>:rec:<lookup>``  hash: one key record, found by its SHA-256 or fingerprint
-  in one ``HGETALL`` (the hot path);
+- ``<p>:rec:<lookup>``  hash with two fields: ``d``, the key record as JSON, and
+  ``u``, its ``last_used_at``. A request finds its key by SHA-256 or fingerprint
+  in one ``HMGET`` (the hot path), and a usage write never touches ``d``, so it
+  can never undo a revocation;
 - ``<p>:id:<id>``       string: the lookup of a key id;
 - ``<p>:owner:<owner>`` and ``<p>:all``: sorted sets of ids scored by ``seq``;
 - ``<p>:seq``           the creation counter;
-- ``<p>:seen:<token>``  the replay cache (``SET NX EX``).
+- ``<p>:seen:<token>``  the replay cache (``SET NX PX``).
 
-Fields live in a hash so that a revocation and a ``last_used_at`` write never
-overwrite each other. Multi-key operations run as Lua scripts, so they are
-atomic; the layout therefore assumes one Redis server, not a cluster.
+Changes to ``d`` are compare-and-set (a Lua script that writes only if ``d`` is
+still what was read), so two concurrent updates never lose one another.
+Multi-key operations run as Lua scripts and are atomic; the layout therefore
+assumes one Redis server, not a cluster.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
 _ADD = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local seq = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], 'seq', seq, unpack(ARGV, 3))
+local data = string.gsub(ARGV[3], '"seq": 0', '"seq": ' .. seq, 1)
+redis.call('HSET', KEYS[1], 'd', data)
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[4], seq, ARGV[2])
 redis.call('ZADD', KEYS[5], seq, ARGV[2])
@@ -44,7 +48,7 @@ return seq
 _GET = """
 local lookup = redis.call('GET', KEYS[1])
 if not lookup then return {} end
-return redis.call('HGETALL', ARGV[1] .. ':rec:' .. lookup)
+return redis.call('HMGET', ARGV[1] .. ':rec:' .. lookup, 'd', 'u')
 """
 
 _LIST = """
@@ -57,80 +61,76 @@ end
 local out = {}
 for i, id in ipairs(ids) do
   local lookup = redis.call('GET', ARGV[1] .. ':id:' .. id)
-  if lookup then out[#out + 1] = redis.call('HGETALL', ARGV[1] .. ':rec:' .. lookup) end
+  if lookup then out[#out + 1] = redis.call('HMGET', ARGV[1] .. ':rec:' .. lookup, 'd', 'u') end
 end
 return out
 """
 
-_UPDATE = """
-local lookup = redis.call('GET', KEYS[1])
-if not lookup then return {} end
-local rec = ARGV[1] .. ':rec:' .. lookup
-local n = tonumber(ARGV[2])
-for i = 0, n - 1 do
-  local field, value = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
-  if value == '' then redis.call('HDEL', rec, field) else redis.call('HSET', rec, field, value) end
-end
-return redis.call('HGETALL', rec)
+_CAS = """
+if redis.call('HGET', KEYS[1], 'd') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[2])
+return 1
 """
 
-_TIME_FIELDS = ("created_at", "expires_at", "revoked_at", "last_used_at")
+#: Optimistic retries of one update before giving up with StorageError.
+_CAS_ATTEMPTS = 20
 
 
-def _encode(name: str, value: Any) -> str:
-    """A field's value as stored; ``''`` means absent."""
-    if value is None:
-        return ""
-    if name in _TIME_FIELDS:
-        return repr(value.timestamp())
-    if name in ("scopes", "metadata"):
-        return json.dumps(list(value) if name == "scopes" else value)
-    return str(value)
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _decode(flat: list[bytes]) -> KeyRecord | None:
-    if not flat:
-        return None
-    fields = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-    def when(name: str) -> datetime | None:
-        raw = fields.get(name)
-        return None if not raw else datetime.fromtimestamp(float(raw), UTC)
-
-    return KeyRecord(
-        id=fields["id"],
-        name=fields["name"],
-        type=fields["type"],  # type: ignore[arg-type]
-        lookup=fields["lookup"],
-        prefix=fields["prefix"],
-        scopes=tuple(json.loads(fields["scopes"])),
-        environment=fields["environment"],
-        owner=fields["owner"],
-        created_at=datetime.fromtimestamp(float(fields["created_at"]), UTC),
-        expires_at=when("expires_at"),
-        revoked_at=when("revoked_at"),
-        last_used_at=when("last_used_at"),
-        metadata=json.loads(fields.get("metadata") or "{}"),
-        rate_limit=fields.get("rate_limit") or None,
-        public_key=fields.get("public_key") or None,
-        seq=int(fields["seq"]),
+def _dump(record: KeyRecord) -> str:
+    """The JSON of ``d``: every field but ``last_used_at``."""
+    return json.dumps(
+        {
+            "seq": record.seq,
+            "id": record.id,
+            "name": record.name,
+            "type": record.type,
+            "lookup": record.lookup,
+            "prefix": record.prefix,
+            "scopes": list(record.scopes),
+            "environment": record.environment,
+            "owner": record.owner,
+            "created_at": _ts(record.created_at),
+            "expires_at": _ts(record.expires_at),
+            "revoked_at": _ts(record.revoked_at),
+            "metadata": record.metadata,
+            "rate_limit": record.rate_limit,
+            "public_key": record.public_key,
+        }
     )
 
 
-def _hash_items(record: KeyRecord) -> list[str]:
-    items: list[str] = []
-    for name in (
-        "id", "name", "type", "lookup", "prefix", "scopes", "environment", "owner",
-        "created_at", "expires_at", "revoked_at", "last_used_at", "metadata", "rate_limit", "public_key",
-    ):  # fmt: skip
-        value = _encode(name, getattr(record, name))
-        if value != "":
-            items += [name, value]
-    return items
+def _load(pair: list[bytes | None] | None) -> KeyRecord | None:
+    """A record from ``[d, u]`` as HMGET returns them."""
+    if not pair or pair[0] is None:
+        return None
+    data = json.loads(pair[0])
+    used = pair[1]
+    return KeyRecord(
+        seq=data["seq"],
+        id=data["id"],
+        name=data["name"],
+        type=data["type"],
+        lookup=data["lookup"],
+        prefix=data["prefix"],
+        scopes=tuple(data["scopes"]),
+        environment=data["environment"],
+        owner=data["owner"],
+        created_at=datetime.fromtimestamp(data["created_at"], UTC),
+        expires_at=_dt(data["expires_at"]),
+        revoked_at=_dt(data["revoked_at"]),
+        last_used_at=None if used is None else datetime.fromtimestamp(float(used), UTC),
+        metadata=data["metadata"],
+        rate_limit=data["rate_limit"],
+        public_key=data["public_key"],
+    )
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -162,7 +162,7 @@ class RedisStorage(Storage):
         self._add = self.client.register_script(_ADD)
         self._get = self.client.register_script(_GET)
         self._list = self.client.register_script(_LIST)
-        self._update = self.client.register_script(_UPDATE)
+        self._cas = self.client.register_script(_CAS)
 
     def key(self, *parts: str) -> str:
         """A Redis key under this storage's prefix."""
@@ -176,7 +176,7 @@ class RedisStorage(Storage):
             raise StorageError(f"Redis storage failed: {type(exc).__name__}") from None
 
     def add(self, record: KeyRecord) -> KeyRecord:
-        """Store the hash, the id index and both listings atomically."""
+        """Store the record, the id index and both listings atomically."""
         keys = [
             self.key("rec", record.lookup),
             self.key("id", record.id),
@@ -185,26 +185,24 @@ class RedisStorage(Storage):
             self.key("all"),
         ]
         with self._errors():
-            seq = int(self._add(keys=keys, args=[record.lookup, record.id, *_hash_items(record)]))
-        if seq == 0:
-            raise KeyExistsError(record.id)
+            seq = int(self._add(keys=keys, args=[record.lookup, record.id, _dump(dataclasses.replace(record, seq=0))]))
+            if seq == 0:
+                raise KeyExistsError(record.id)
+            if record.last_used_at is not None:
+                self.client.hset(keys[0], "u", repr(record.last_used_at.timestamp()))
         return dataclasses.replace(record, seq=seq)
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The key with this id, in one round trip."""
         with self._errors():
-            return _decode(self._get(keys=[self.key("id", key_id)], args=[self.prefix]))
+            return _load(self._get(keys=[self.key("id", key_id)], args=[self.prefix]))
 
     def find(self, lookup: str) -> KeyRecord | None:
-        """The key with this hash or fingerprint: one ``HGETALL``."""
+        """The key with this hash or fingerprint: one ``HMGET``."""
         with self._errors():
-            # execute_command skips redis-py's dict-building response callback: one list, decoded once.
-            flat = self.client.execute_command("HGETALL", self.key("rec", lookup))  # type: ignore[no-untyped-call]
-        if not flat:
-            return None
-        if isinstance(flat, dict):  # RESP3 answers with a map
-            flat = [x for pair in flat.items() for x in pair]
-        return _decode(flat)
+            # execute_command skips redis-py's response callbacks: a plain list, decoded once by _load.
+            pair = self.client.execute_command("HMGET", self.key("rec", lookup), "d", "u")  # type: ignore[no-untyped-call]
+        return _load(pair)
 
     def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
         """Keys newest first, from the owner's sorted set."""
@@ -212,21 +210,26 @@ class RedisStorage(Storage):
         args = [self.prefix, "" if before_seq is None else str(before_seq), str(limit)]
         with self._errors():
             rows = self._list(keys=[index], args=args)
-        return [r for r in map(_decode, rows) if r is not None]
+        return [r for r in map(_load, rows) if r is not None]
 
     def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
-        """Set or clear fields of the hash, atomically, and return the result."""
+        """Read, change and compare-and-set ``d``; retried if another writer got there first."""
         check_changes(changes)
-        args: list[str] = [self.prefix, str(len(changes))]
-        for name, value in changes.items():
-            args += [name, _encode(name, value)]
         with self._errors():
-            return _decode(self._update(keys=[self.key("id", key_id)], args=args))
+            for _ in range(_CAS_ATTEMPTS):
+                pair = self._get(keys=[self.key("id", key_id)], args=[self.prefix])
+                record = _load(pair)
+                if record is None:
+                    return None
+                updated = dataclasses.replace(record, **changes)
+                if not changes or self._cas(keys=[self.key("rec", record.lookup)], args=[pair[0], _dump(updated)]):
+                    return updated
+        raise StorageError("Redis storage failed: too many concurrent updates of one key")
 
     def touch(self, record: KeyRecord, when: datetime) -> None:
-        """One ``HSET`` of ``last_used_at`` (records are never deleted, so it cannot resurrect one)."""
+        """One ``HSET`` of ``u``: it never rewrites ``d``, so it cannot undo a revocation."""
         with self._errors():
-            self.client.hset(self.key("rec", record.lookup), "last_used_at", repr(when.timestamp()))
+            self.client.hset(self.key("rec", record.lookup), "u", repr(when.timestamp()))
 
     def claim_once(self, token: str, ttl: float) -> bool:
         """``SET NX EX``: exactly one process wins a given token."""

@@ -115,14 +115,15 @@ class GridAuthState:
             return
         principal = self.authenticate()
         setattr(g, G_ATTR, principal)
+        if self.ratelimit is not None:
+            # Counted before the scope check: a 403 is a request too, and carries the headers.
+            self.ratelimit.hit(principal, request.endpoint)
         required_all, required_any = needs
         missing = [s for s in required_all if not principal.has_scope(s)]
         if missing:
             raise Forbidden.missing(missing)
         if required_any and not any(principal.has_scope(s) for s in required_any):
             raise Forbidden.missing(required_any)
-        if self.ratelimit is not None:
-            self.ratelimit.hit(principal, request.endpoint)
 
     def after_request(self, response: Response) -> Response:
         """Add the rate-limit headers of a limited credential."""

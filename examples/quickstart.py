@@ -9,20 +9,25 @@ On the first start it prints the bootstrap token once. Create a key with it:
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 from flask import Flask, request
 
-from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, public, require_scope
+from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, dashboard_blueprint, public, require_scope
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The example app: a few private routes, one public one, and the key blueprint."""
     app = Flask(__name__, instance_path=os.environ.get("GRIDAUTH_INSTANCE_PATH") or None)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    # Signs the dashboard's session cookie. A random key per start signs everyone out on restart;
+    # several workers must share one: set GRIDAUTH_SECRET_KEY.
+    app.config["SECRET_KEY"] = os.environ.get("GRIDAUTH_SECRET_KEY") or secrets.token_hex(32)
     app.config.update(config or {})
     GridAuth(app)
     app.register_blueprint(api_keys_blueprint, url_prefix="/api/v1")
+    app.register_blueprint(dashboard_blueprint, url_prefix="/dashboard")
 
     @app.get("/boards")
     def boards() -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """flask_gridauth: API keys, JWTs, signed requests and a bootstrap token for Flask."""
 
 from .blueprint import api_keys_blueprint
+from .dashboard import dashboard_blueprint
 from .errors import (
     ConfigurationError,
     Forbidden,
@@ -40,6 +41,7 @@ __all__ = [
     "api_keys_blueprint",
     "authentication_failed",
     "current_principal",
+    "dashboard_blueprint",
     "get_state",
     "key_created",
     "key_revoked",

@@ -54,7 +54,8 @@ RATELIMIT_SIGNATURE = "GRIDAUTH_RATELIMIT_SIGNATURE"
 RATELIMIT_TOKEN = "GRIDAUTH_RATELIMIT_TOKEN"  # noqa: S105 - a config key's name, not a secret
 #: Every limit on or off.
 RATELIMIT_ENABLED = "GRIDAUTH_RATELIMIT_ENABLED"
-#: Where counters live when the key storage is not Redis; ``None`` is per-process memory.
+#: Where rate-limit counters live (``memory://``, ``redis://``); ``None`` shares the key storage's
+#: Redis when it is Redis, else per-process memory.
 RATELIMIT_STORAGE_URI = "GRIDAUTH_RATELIMIT_STORAGE_URI"
 #: Failed authentications accepted per client address before 429.
 FAILED_AUTH_LIMIT = "GRIDAUTH_FAILED_AUTH_LIMIT"
@@ -65,6 +66,9 @@ METHOD_SCOPES = "GRIDAUTH_METHOD_SCOPES"
 SCOPE_IMPLICATIONS = "GRIDAUTH_SCOPE_IMPLICATIONS"
 #: Scopes offered as checkboxes by the dashboard; ``None`` asks for free text.
 SCOPE_CATALOG = "GRIDAUTH_SCOPE_CATALOG"
+#: Dashboard sign-in for apps with their own login: a callable returning the signed-in
+#: :class:`~flask_gridauth.Principal` (or ``None`` to offer the dashboard's own sign-in form).
+DASHBOARD_PRINCIPAL = "GRIDAUTH_DASHBOARD_PRINCIPAL"
 #: Seconds a Redis or SQLite operation may wait before the request gets 503.
 STORAGE_TIMEOUT = "GRIDAUTH_STORAGE_TIMEOUT"
 
@@ -104,6 +108,7 @@ DEFAULTS: dict[str, Any] = {
     METHOD_SCOPES: DEFAULT_METHOD_SCOPES,
     SCOPE_IMPLICATIONS: DEFAULT_SCOPE_IMPLICATIONS,
     SCOPE_CATALOG: None,
+    DASHBOARD_PRINCIPAL: None,
     STORAGE_TIMEOUT: 2.0,
 }
 

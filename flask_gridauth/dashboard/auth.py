@@ -1,0 +1,148 @@
+"""Who is signed in to the dashboard.
+
+The session never holds the credential (the cookie is signed, not
+encrypted): only the principal's kind, id and owner, and when it signed in.
+Every request re-loads that principal and re-checks it, so revoking or
+expiring the key, or taking ``admin`` from it, ends the session at once.
+A bootstrap-token session is bound to the token in force (an HMAC, under
+the app's secret key, of the token's digest): a new token ends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app
+
+from .. import config as c
+from ..credentials.api_key import check_record, principal_for
+from ..errors import Forbidden, Unauthorized
+from ..extension import GridAuthState, get_state
+from ..principal import Principal
+from ..records import utcnow
+from .session import dashboard_session
+
+logger = logging.getLogger("flask_gridauth")
+
+#: Seconds a dashboard sign-in lasts, however active the session is.
+SESSION_MAX_AGE = 12 * 3600
+#: Credential kinds the sign-in form accepts (JWT users come through ``GRIDAUTH_DASHBOARD_PRINCIPAL``).
+FORM_KINDS = ("token", "api_key")
+
+
+class SessionEnded(Exception):
+    """The signed-in principal is no longer valid; ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _token_binding(state: GridAuthState) -> str:
+    digest = state.token_digest or b""
+    key = current_app.secret_key
+    secret = key.encode() if isinstance(key, str) else bytes(key or b"")
+    return hmac.new(secret, b"gridauth-dashboard-token:" + digest, hashlib.sha256).hexdigest()
+
+
+def check_sign_in(credential: str) -> Principal:
+    """The principal of a credential typed into the sign-in form, or the error to show.
+
+    The same verifiers as the API run (failures are logged and counted as
+    failed authentications); the principal must hold ``admin``.
+    """
+    state = get_state()
+    principal = state.verify_bearer(credential)
+    if principal.kind not in FORM_KINDS:
+        raise Unauthorized("Sign in with the bootstrap token or an API key")
+    if not principal.has_scope("admin"):
+        raise Forbidden("This key does not hold the admin scope")
+    return principal
+
+
+def remember(principal: Principal) -> None:
+    """Record the signed-in principal in the session: never the credential itself."""
+    entry: dict[str, Any] = {
+        "kind": principal.kind,
+        "id": principal.id,
+        "owner": principal.owner,
+        "t": int(time.time()),
+    }
+    if principal.kind == "token":
+        entry["b"] = _token_binding(get_state())
+    dashboard_session()["principal"] = entry
+    logger.info("dashboard sign-in: kind=%s id=%s owner=%s", principal.kind, principal.id, principal.owner)
+
+
+def forget() -> None:
+    """Sign out: drop everything the session holds."""
+    dashboard_session().clear()
+
+
+def _restore(entry: dict[str, Any]) -> Principal:
+    state = get_state()
+    kind, key_id, owner, signed_in = entry.get("kind"), entry.get("id"), entry.get("owner"), entry.get("t")
+    if not isinstance(signed_in, int) or not 0 <= time.time() - signed_in <= SESSION_MAX_AGE:
+        raise SessionEnded("Your session has expired. Sign in again.")
+    if kind == "token":
+        binding = entry.get("b")
+        if (
+            state.token_digest is None
+            or not isinstance(binding, str)
+            or not hmac.compare_digest(binding.encode(), _token_binding(state).encode())
+        ):
+            raise SessionEnded("The bootstrap token has changed. Sign in again.")
+        return state.token_principal
+    if kind == "api_key" and isinstance(key_id, str):
+        record = state.storage.get(key_id)  # StorageError propagates: the page answers 503
+        if record is None or record.type != "api_key" or record.owner != owner:
+            raise SessionEnded("Your key no longer exists. Sign in again.")
+        try:
+            check_record(record, utcnow())
+        except Unauthorized as exc:
+            raise SessionEnded(f"{exc.message}. Sign in again.") from None
+        principal = principal_for(record, "api_key", state.expand)
+        if not principal.has_scope("admin"):
+            raise SessionEnded("Your key no longer holds the admin scope. Sign in again.")
+        return principal
+    raise SessionEnded("Sign in again.")
+
+
+def app_principal() -> Principal | None:
+    """The principal ``GRIDAUTH_DASHBOARD_PRINCIPAL`` returns, if the app configured one."""
+    supplier: Callable[[], Principal | None] | None = current_app.config.get(c.DASHBOARD_PRINCIPAL)
+    if supplier is None:
+        return None
+    principal = supplier()
+    if principal is not None and not isinstance(principal, Principal):
+        raise TypeError("GRIDAUTH_DASHBOARD_PRINCIPAL must return a Principal or None")
+    return principal
+
+
+def signed_in_principal() -> Principal | None:
+    """The dashboard's principal for this request, or ``None`` when nobody is signed in.
+
+    Raises :class:`SessionEnded` (after clearing the session) when a stored
+    sign-in is no longer valid.
+    """
+    state = get_state()
+    if not state.enabled:
+        return state.disabled_principal
+    supplied = app_principal()
+    if supplied is not None:
+        return supplied
+    entry = dashboard_session().get("principal")
+    if entry is None:
+        return None
+    try:
+        if not isinstance(entry, dict):
+            raise SessionEnded("Sign in again.")
+        return _restore(entry)
+    except SessionEnded:
+        forget()
+        raise

@@ -1,17 +1,205 @@
-"""``api_keys_blueprint``: /health, /me and the /api-keys routes. (In progress.)"""
+"""``api_keys_blueprint``: /health, /me, /openapi.json and the /api-keys routes.
+
+Every route is a thin HTTP layer over :class:`~flask_gridauth.management.KeyManager`:
+it parses the body strictly, picks the owner the caller may act for, and lets
+the manager apply its rules (validation, owner isolation, no escalation).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import hmac
+import json
+import logging
+import re
+from typing import Any, NoReturn
 
-from flask import Blueprint
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from itsdangerous import BadData, URLSafeTimedSerializer
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .errors import StorageError
+from .errors import Forbidden, GridAuthError, InvalidRequest, PayloadTooLarge, StorageError, Unavailable
 from .extension import get_state
-from .principal import current_principal
-from .scopes import public
+from .management import MAX_NAME
+from .openapi import openapi_document
+from .principal import Principal, current_principal
+from .records import KeyRecord
+from .scopes import authenticated, public, require_scope
+
+logger = logging.getLogger("flask_gridauth")
 
 api_keys_blueprint = Blueprint("gridauth", __name__)
+
+#: Largest body a management route reads; real bodies are a few hundred bytes.
+MAX_BODY = 64 * 1024
+#: Page size of ``GET /api-keys``: default and bounds.
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+#: Seconds a pagination cursor stays valid.
+CURSOR_MAX_AGE = 24 * 3600
+MAX_CURSOR = 512
+
+KEY_FIELDS = ("name", "scopes", "expires_in", "expires_at", "environment", "rate_limit", "metadata", "owner")
+CREATE_FIELDS = frozenset((*KEY_FIELDS, "type", "public_key"))
+UPDATE_FIELDS = frozenset({"name", "metadata", "scopes", "rate_limit"})
+ROTATE_FIELDS = frozenset({"grace_period"})
+_FIELD_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+# -- error rendering ---------------------------------------------------------
+
+
+def _error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify({"object": "error", "status": status, "code": code, "message": message})
+    response.status_code = status
+    return response
+
+
+@api_keys_blueprint.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Any:
+    """Every HTTP error of a blueprint route is JSON, werkzeug's own included (never HTML)."""
+    if isinstance(exc, GridAuthError):
+        return exc.get_response()
+    if isinstance(exc, RequestEntityTooLarge):
+        return PayloadTooLarge().get_response()
+    status = exc.code or 500
+    code = re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+    return _error_response(status, code, exc.name or "Error")
+
+
+@api_keys_blueprint.errorhandler(StorageError)
+def _storage_error(exc: StorageError) -> Any:
+    """Storage down while managing keys: fail closed with 503."""
+    logger.error("storage unavailable in %s: %s", request.endpoint, exc)
+    return Unavailable().get_response()
+
+
+@api_keys_blueprint.errorhandler(500)
+def _internal_error(exc: HTTPException) -> Any:
+    """An unexpected failure still answers JSON, without a stack trace."""
+    return _error_response(500, "internal_error", "Internal server error")
+
+
+# -- request parsing ---------------------------------------------------------
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two values for one field would let a proxy and this app read different bodies.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError("duplicate field")
+        result[key] = value
+    return result
+
+
+def _field_label(name: str) -> str:
+    """A field name fit to appear in an error body; anything odd is reported as ``body``."""
+    return name if _FIELD_RE.fullmatch(name) else "body"
+
+
+def json_body(allowed: frozenset[str], *, optional: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object with only ``allowed`` fields, else 413/422."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise PayloadTooLarge()
+    data = request.get_data(cache=True)
+    if len(data) > MAX_BODY:
+        raise PayloadTooLarge()
+    if not data.strip():
+        if optional:
+            return {}
+        raise InvalidRequest("the body must be a JSON object", field="body")
+    if not request.is_json:
+        raise InvalidRequest("the body must be JSON, sent with Content-Type: application/json", field="body")
+    try:
+        body = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("the body is not valid JSON", field="body") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object", field="body")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest("unknown field", field=_field_label(unknown[0]))
+    return body
+
+
+def _owner_name(value: object, field: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_NAME
+        or not value.isprintable()
+        or value != value.strip()
+    ):
+        raise InvalidRequest(f"{field} must be 1-{MAX_NAME} printable characters", field=field)
+    return value
+
+
+def scope_owner(principal: Principal) -> str | None:
+    """The owner whose keys ``principal`` may read and change: ``None`` means every owner."""
+    return None if principal.is_superuser else principal.owner
+
+
+def _requested_owner(principal: Principal, value: object, field: str) -> str:
+    """The owner named in a request, which only a superuser may set to someone else."""
+    owner = _owner_name(value, field)
+    if not principal.is_superuser and owner != principal.owner:
+        raise Forbidden("Cannot act for another owner")
+    return owner
+
+
+def key_object(record: KeyRecord, raw_key: str | None = None) -> dict[str, Any]:
+    """The public key object, with ``raw_key`` only on the response that created it."""
+    data = record.to_dict()
+    if raw_key is not None:
+        data["raw_key"] = raw_key
+    return data
+
+
+# -- pagination cursors ------------------------------------------------------
+
+
+def _cursor_serializer() -> URLSafeTimedSerializer:
+    """Signs cursors with a secret every worker shares: the app's, else one derived from the token."""
+    secret = current_app.secret_key
+    if not secret:
+        # The token digest is the same in every worker (config, env or the shared token file),
+        # so one worker accepts another's cursors. Without auth there is no owner to protect.
+        digest = get_state().token_digest or b""
+        secret = hmac.new(digest, b"flask_gridauth pagination cursor v1", "sha256").digest()
+    return URLSafeTimedSerializer(secret, salt="flask_gridauth.cursor")
+
+
+def make_cursor(seq: int, owner: str | None) -> str:
+    """An opaque, signed cursor that continues a listing after ``seq``."""
+    return _cursor_serializer().dumps({"seq": seq, "owner": owner})
+
+
+def read_cursor(cursor: str, owner: str | None) -> int:
+    """The ``seq`` a cursor continues from; 422 if it was forged, is stale or is another owner's."""
+    if len(cursor) > MAX_CURSOR:
+        raise InvalidRequest("cursor is not valid", field="cursor")
+    try:
+        payload = _cursor_serializer().loads(cursor, max_age=CURSOR_MAX_AGE)
+    except BadData:
+        raise InvalidRequest("cursor is not valid", field="cursor") from None
+    seq = payload.get("seq") if isinstance(payload, dict) else None
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or payload.get("owner") != owner:
+        raise InvalidRequest("cursor is not valid", field="cursor")
+    return seq
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 3 or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
+    return int(raw)
+
+
+# -- routes ------------------------------------------------------------------
 
 
 @api_keys_blueprint.get("/health")
@@ -25,7 +213,114 @@ def health() -> tuple[dict[str, Any], int]:
     return {"status": "ok"}, 200
 
 
+@api_keys_blueprint.get("/openapi.json")
+@public
+def openapi() -> Response:
+    """The OpenAPI 3.1 document of this blueprint, with its mount point as the server URL."""
+    rule = request.url_rule.rule if request.url_rule is not None else "/openapi.json"
+    prefix = request.script_root + rule[: -len("/openapi.json")]
+    return jsonify(openapi_document(prefix or "/"))
+
+
 @api_keys_blueprint.get("/me")
+@authenticated
 def me() -> dict[str, Any]:
-    """The caller's principal."""
+    """The caller's principal: any valid credential may ask, whatever its scopes."""
     return current_principal.to_dict()
+
+
+@api_keys_blueprint.post("/api-keys")
+@require_scope("admin")
+def create_key() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Create an API key (201 with ``raw_key``, shown this once) or register a signing key."""
+    body = json_body(CREATE_FIELDS)
+    principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
+    kind = body.get("type", "api_key")
+    if kind not in ("api_key", "signing"):
+        raise InvalidRequest("type must be 'api_key' or 'signing'", field="type")
+    owner = _requested_owner(principal, body["owner"], "owner") if "owner" in body else principal.owner
+    common: dict[str, Any] = {
+        "name": body.get("name"),
+        "scopes": body.get("scopes"),
+        "owner": owner,
+        "by": principal,
+        "expires_in": body.get("expires_in"),
+        "expires_at": body.get("expires_at"),
+        "rate_limit": body.get("rate_limit"),
+        "metadata": body.get("metadata"),
+    }
+    keys = get_state().keys
+    raw_key: str | None = None
+    if kind == "signing":
+        if "environment" in body:
+            raise InvalidRequest("signing keys have no environment", field="environment")
+        public_key = body.get("public_key")
+        if not isinstance(public_key, str) or not 1 <= len(public_key) <= 1024:
+            raise InvalidRequest("public_key must be the base64 of a 32-byte Ed25519 public key", field="public_key")
+        record = keys.register_signing_key(public_key=public_key, **common)
+    else:
+        if "public_key" in body:
+            raise InvalidRequest('public_key needs "type": "signing"', field="public_key")
+        record, raw_key = keys.create(environment=body.get("environment", "live"), **common)
+    location = url_for(".get_key", key_id=record.id)
+    return key_object(record, raw_key), 201, {"Location": location}
+
+
+@api_keys_blueprint.get("/api-keys")
+@require_scope("admin")
+def list_keys() -> dict[str, Any]:
+    """The caller's keys newest first, a page at a time (``limit``, ``cursor``)."""
+    principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
+    owner = scope_owner(principal)
+    if "owner" in request.args:
+        owner = _requested_owner(principal, request.args["owner"], "owner")
+    limit = _limit()
+    cursor = request.args.get("cursor")
+    before = read_cursor(cursor, owner) if cursor is not None else None
+    # One extra row tells whether another page exists without a second query.
+    records = get_state().keys.list(owner=owner, limit=limit + 1, before_seq=before)
+    page = records[:limit]
+    has_more = len(records) > limit
+    return {
+        "object": "list",
+        "data": [key_object(r) for r in page],
+        "has_more": has_more,
+        "next_cursor": make_cursor(page[-1].seq, owner) if has_more else None,
+    }
+
+
+@api_keys_blueprint.get("/api-keys/<key_id>")
+@require_scope("admin")
+def get_key(key_id: str) -> dict[str, Any]:
+    """One key object; another owner's key is 404, like a missing one."""
+    return key_object(get_state().keys.get(key_id, owner=scope_owner(current_principal)))
+
+
+@api_keys_blueprint.patch("/api-keys/<key_id>")
+@require_scope("admin")
+def update_key(key_id: str) -> dict[str, Any]:
+    """Change a key's name, metadata or rate limit, or narrow its scopes."""
+    body = json_body(UPDATE_FIELDS)
+    record = get_state().keys.update(key_id, owner=scope_owner(current_principal), **body)
+    return key_object(record)
+
+
+@api_keys_blueprint.delete("/api-keys/<key_id>")
+@require_scope("admin")
+def revoke_key(key_id: str) -> dict[str, Any]:
+    """Revoke a key at once (200 with the revoked key); revoking it again changes nothing."""
+    return key_object(get_state().keys.revoke(key_id, owner=scope_owner(current_principal)))
+
+
+@api_keys_blueprint.post("/api-keys/<key_id>/rotate")
+@require_scope("admin")
+def rotate_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """A new secret for a key (201 with ``raw_key``); the old one lasts ``grace_period`` seconds."""
+    body = json_body(ROTATE_FIELDS, optional=True)
+    principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
+    new, raw_key = get_state().keys.rotate(
+        key_id, owner=scope_owner(principal), by=principal, grace_period=body.get("grace_period", 0)
+    )
+    data = key_object(new, raw_key)
+    data["rotated_from"] = key_id
+    return data, 201, {"Location": url_for(".get_key", key_id=new.id)}

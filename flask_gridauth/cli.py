@@ -1,14 +1,248 @@
-"""``flask gridauth ...``. PLACEHOLDER until the key-management issue lands."""
+"""``flask gridauth ...``: the key operations of the blueprint, from the shell.
+
+The commands run as the operator (every owner's keys, every scope) and call
+the same :class:`~flask_gridauth.management.KeyManager` as the blueprint. A
+bad argument, an unknown key or a storage outage ends the command with a
+one-line ``Error: ...`` and a non-zero exit status, never a traceback.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ParamSpec, TypeVar
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
+
+from . import config as c
+from .errors import ConfigurationError, GridAuthError, InvalidRequest, StorageError
+from .extension import get_state
+from .records import KeyRecord, isoformat
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 gridauth_cli = AppGroup("gridauth", help="Manage flask_gridauth keys and tokens.")
 
+_DURATION_RE = re.compile(r"([0-9]{1,12})([smhdw]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str, option: str) -> int:
+    """Seconds from ``3600``, ``90s``, ``15m``, ``12h``, ``30d`` or ``2w``."""
+    match = _DURATION_RE.fullmatch(value.strip().lower())
+    if match is None:
+        raise click.ClickException(f"{option} must be a duration such as 3600, 15m, 12h, 30d or 2w")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _clean_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the library's errors into one ``Error:`` line and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except InvalidRequest as exc:
+            field = f" ({exc.field})" if exc.field else ""
+            raise click.ClickException(exc.message + field) from None
+        except GridAuthError as exc:
+            raise click.ClickException(exc.message) from None
+        except StorageError as exc:
+            raise click.ClickException(f"storage unavailable: {exc}") from None
+        except ConfigurationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Iterator[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    yield "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    for row in rows:
+        yield "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+
+
+def _when(value: Any) -> str:
+    return isoformat(value) or "-"
+
+
+def _describe(record: KeyRecord) -> str:
+    expires = _when(record.expires_at) if record.expires_at else "never"
+    return (
+        f"{record.id}  name={record.name!r}  scopes={','.join(record.scopes)}  owner={record.owner}"
+        f"  environment={record.environment}  expires={expires}"
+    )
+
+
+# -- keys --------------------------------------------------------------------
+
+
+@gridauth_cli.command("create-key")
+@click.option("--name", help="What the key is for (1-200 characters).")
+@click.option("--scopes", help="Comma-separated scopes, e.g. read,write.")
+@click.option("--owner", help="Owner of the key (default: GRIDAUTH_TOKEN_OWNER).")
+@click.option("--expires", help="Lifetime: 3600, 15m, 12h, 30d, 2w (default: never).")
+@click.option("--environment", default="live", show_default=True, help="live or test.")
+@click.option("--rate-limit", help="Per-key limit such as 100/minute.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the raw key (for scripts).")
+@_clean_errors
+def create_key(
+    name: str | None,
+    scopes: str | None,
+    owner: str | None,
+    expires: str | None,
+    environment: str,
+    rate_limit: str | None,
+    quiet: bool,
+) -> None:
+    """Create an API key and print its raw key, once."""
+    if not name:
+        raise click.ClickException("--name is required")
+    if not scopes:
+        raise click.ClickException("--scopes is required, e.g. --scopes read,write")
+    scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
+    expires_in = parse_duration(expires, "--expires") if expires is not None else None
+    record, raw_key = get_state().keys.create(
+        name=name,
+        scopes=scope_list,
+        owner=owner if owner is not None else current_app.config[c.TOKEN_OWNER],
+        environment=environment,
+        expires_in=expires_in,
+        rate_limit=rate_limit,
+    )
+    if quiet:
+        click.echo(raw_key)
+        return
+    click.echo(f"Created {_describe(record)}")
+    click.echo(f"API key (save it now — it is shown only once): {raw_key}")
+
+
+@gridauth_cli.command("list-keys")
+@click.option("--owner", help="Only this owner's keys (default: every owner's).")
+@_clean_errors
+def list_keys(owner: str | None) -> None:
+    """List keys, newest first, without secrets."""
+    keys = get_state().keys
+    records: list[KeyRecord] = []
+    before: int | None = None
+    while True:  # bounded: every page moves ``before`` strictly down
+        page = keys.list(owner=owner, limit=100, before_seq=before)
+        records.extend(page)
+        if len(page) < 100:
+            break
+        before = page[-1].seq
+    if not records:
+        click.echo("No keys.")
+        return
+    headers = ("ID", "NAME", "TYPE", "PREFIX", "SCOPES", "ENV", "OWNER", "STATUS", "CREATED", "EXPIRES", "LAST USED")
+    rows = [
+        (
+            r.id,
+            r.name,
+            r.type,
+            r.prefix,
+            ",".join(r.scopes),
+            r.environment,
+            r.owner,
+            r.status(),
+            _when(r.created_at),
+            _when(r.expires_at),
+            _when(r.last_used_at),
+        )
+        for r in records
+    ]
+    for line in _table(headers, rows):
+        click.echo(line)
+
+
+@gridauth_cli.command("revoke")
+@click.argument("key_id")
+@_clean_errors
+def revoke(key_id: str) -> None:
+    """Revoke a key at once (every process sharing the storage sees it)."""
+    record = get_state().keys.revoke(key_id)
+    click.echo(f"Revoked {record.id} ({record.name!r}) at {_when(record.revoked_at)}")
+
+
+@gridauth_cli.command("rotate")
+@click.argument("key_id")
+@click.option("--grace", default="0", show_default=True, help="How long the old key keeps working: 0, 90s, 1h, 1d.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the new raw key (for scripts).")
+@_clean_errors
+def rotate(key_id: str, grace: str, quiet: bool) -> None:
+    """Give a key a new secret and print it, once; the old one lasts --grace."""
+    seconds = parse_duration(grace, "--grace")
+    record, raw_key = get_state().keys.rotate(key_id, grace_period=seconds)
+    if quiet:
+        click.echo(raw_key)
+        return
+    click.echo(f"Rotated {key_id} -> {_describe(record)}")
+    click.echo(f"The old key stops working in {seconds} s.")
+    click.echo(f"API key (save it now — it is shown only once): {raw_key}")
+
+
+# -- audit -------------------------------------------------------------------
+
+
+def _access(requirement: tuple[tuple[str, ...], tuple[str, ...]] | None) -> str:
+    if requirement is None:
+        return "public"
+    required_all, required_any = requirement
+    parts = []
+    if required_all:
+        parts.append("scopes: " + ", ".join(required_all))
+    if required_any:
+        parts.append("any of: " + ", ".join(required_any))
+    return "; ".join(parts) or "authenticated (no scope)"
+
 
 @gridauth_cli.command("routes")
+@_clean_errors
 def routes() -> None:
-    """List routes."""
-    click.echo("not yet")
+    """Every URL rule, its methods, and ``public`` or the scopes it needs."""
+    state = get_state()
+    rows: list[tuple[str, str, str, str]] = []
+    for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint)):
+        # Methods with the same requirement share a row (GET and HEAD usually do).
+        by_access: dict[str, list[str]] = {}
+        for method in sorted((rule.methods or set()) - {"OPTIONS"}):
+            by_access.setdefault(_access(state.requirement(rule.endpoint, method)), []).append(method)
+        for access, methods in by_access.items():
+            rows.append((rule.rule, ",".join(methods), access, rule.endpoint))
+    if not state.enabled:
+        click.echo("AUTHENTICATION IS DISABLED: every route below is open to anyone.")
+    for line in _table(("RULE", "METHODS", "ACCESS", "ENDPOINT"), rows):
+        click.echo(line)
+    click.echo("OPTIONS (CORS preflight) is answered without authentication on every route.")
+
+
+# -- the bootstrap token -----------------------------------------------------
+
+
+@gridauth_cli.command("rotate-token")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_clean_errors
+def rotate_token(yes: bool) -> None:
+    """Replace the bootstrap token in the token file and print the new one, once.
+
+    Running servers keep the old token until they restart.
+    """
+    from .credentials.token import write_token_file
+
+    if current_app.config.get(c.API_TOKEN) is not None or os.environ.get("GRIDAUTH_API_TOKEN"):
+        raise click.ClickException(
+            "the bootstrap token comes from GRIDAUTH_API_TOKEN (config or environment): change it there"
+        )
+    path = current_app.config[c.TOKEN_FILE]
+    if not yes:
+        click.confirm(f"Replace the bootstrap token in {path}? The old token stops working on restart", abort=True)
+    token = secrets.token_urlsafe(32)
+    write_token_file(path, token, replace=True)
+    click.echo(f"New bootstrap token written to {path}. Restart running servers to use it.")
+    click.echo(f"AUTH TOKEN (save this — shown only once): {token}")

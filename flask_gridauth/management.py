@@ -70,7 +70,10 @@ def validate_expires_at(value: object) -> datetime:
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
     if value <= utcnow():
         raise InvalidRequest("expires_at must be in the future", field="expires_at")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59-23:59 is past year 9999 in UTC
+        raise InvalidRequest("expires_at is out of range", field="expires_at") from None
 
 
 def validate_rate_limit(value: object) -> str | None:

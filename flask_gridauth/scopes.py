@@ -24,6 +24,7 @@ SCOPE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_.-]{1,64})*(:\*)?")
 PUBLIC_ATTR = "_gridauth_public"
 ALL_ATTR = "_gridauth_all_scopes"
 ANY_ATTR = "_gridauth_any_scopes"
+AUTHENTICATED_ATTR = "_gridauth_authenticated"
 
 
 def is_valid_scope(name: object) -> bool:
@@ -124,6 +125,18 @@ def require_any_scope(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R]
     return decorator
 
 
+def authenticated(view: Callable[P, R]) -> Callable[P, R]:
+    """Require a valid credential but no particular scope (the method default is skipped)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        _check((), ())
+        return current_app.ensure_sync(view)(*args, **kwargs)  # type: ignore[no-any-return]
+
+    setattr(wrapper, AUTHENTICATED_ATTR, True)
+    return wrapper
+
+
 def public(view: Callable[P, R]) -> Callable[P, R]:
     """Mark a view as reachable without any credential."""
     setattr(view, PUBLIC_ATTR, True)
@@ -141,7 +154,7 @@ def view_requirement(
         return None
     required_all: tuple[str, ...] = getattr(view, ALL_ATTR, ())
     required_any: tuple[str, ...] = getattr(view, ANY_ATTR, ())
-    if not required_all and not required_any and method_scopes:
+    if not required_all and not required_any and method_scopes and not getattr(view, AUTHENTICATED_ATTR, False):
         default = method_scopes.get(method)
         if default:
             required_all = (default,)

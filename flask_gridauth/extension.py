@@ -70,7 +70,7 @@ class GridAuthState:
 
         self.jwt: JWTVerifier | None = _build_jwt(app, self.expand)
         self.signatures: SignatureVerifier = _build_signatures(app)
-        self.signature_environ: tuple[str, ...] = self.signatures.environ_names
+        self.signature_environ = frozenset(self.signatures.environ_names)
         self.ratelimit: RateLimits | None = _build_ratelimit(app, self.storage)
 
     # -- scopes --------------------------------------------------------------
@@ -260,7 +260,8 @@ class GridAuth:
         state = GridAuthState(app, self._storage)
         app.extensions["gridauth"] = state
         app.before_request(state.before_request)
-        app.after_request(state.after_request)
+        if state.ratelimit is not None:
+            app.after_request(state.after_request)  # only limited apps add headers
         from .cli import gridauth_cli
 
         app.cli.add_command(gridauth_cli)

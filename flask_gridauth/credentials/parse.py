@@ -59,7 +59,7 @@ def parse_credential(
     environ: Mapping[str, Any],
     *,
     key_prefix: str,
-    signature_headers: tuple[str, ...],
+    signature_headers: frozenset[str],
 ) -> Credential | None:
     """The request's single credential, ``None`` if it has none; 401 if it is unusable.
 
@@ -69,7 +69,7 @@ def parse_credential(
     """
     authorization = environ.get("HTTP_AUTHORIZATION")
     api_key_header = environ.get("HTTP_X_API_KEY")
-    signed = any(name in environ for name in signature_headers)
+    signed = not signature_headers.isdisjoint(environ)
 
     if signed:
         if authorization is not None or api_key_header is not None:

@@ -16,7 +16,7 @@ from flask import Flask
 import flask_gridauth.credentials.jwt as jwt_module
 from flask_gridauth import ConfigurationError, GridAuth, get_state
 from flask_gridauth.keys import generate_key
-from flask_gridauth.ratelimit import RateLimits, address_bucket, mark_route_limit
+from flask_gridauth.ratelimit import MemoryCounters, RateLimits, address_bucket, mark_route_limit
 
 from .conftest import TOKEN, bearer, build_app, create_key
 
@@ -274,8 +274,12 @@ def test_two_apps_on_one_redis_share_a_key_limit(tmp_path: Any, redis_uri: str) 
     )
     _, raw = create_key(first)
     clients = [first.test_client(), second.test_client()]
-    statuses = [clients[n % 2].get("/items", headers=bearer(raw)).status_code for n in range(8)]
-    assert statuses == [200] * 4 + [429] * 4
+    responses = [clients[n % 2].get("/items", headers=bearer(raw)) for n in range(8)]
+    assert [r.status_code for r in responses] == [200] * 4 + [429] * 4
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses[:4]] == ["3", "2", "1", "0"]
+    # The second app learned the window's end from Redis: both show the same reset (TTLs are whole seconds).
+    resets = [int(r.headers["X-RateLimit-Reset"]) for r in responses]
+    assert max(resets) - min(resets) <= 1
 
 
 def test_counters_live_under_the_storage_key_prefix(tmp_path: Any, redis_uri: str, redis_server: str) -> None:
@@ -502,3 +506,20 @@ def test_a_multi_window_limit_counts_every_window(make_app: Callable[..., Flask]
     assert [r.status_code for r in responses] == [200, 200, 429]
     assert responses[0].headers["X-RateLimit-Limit"] == "2"
     assert int(responses[2].headers["Retry-After"]) > 60
+
+
+def test_memory_counters_open_a_new_window_and_sweep_ended_ones() -> None:
+    """A window that ended starts again at 1, and a sweep drops counters nobody hits any more."""
+    counters = MemoryCounters()
+    counters.SWEEP_INTERVAL = 0.0
+    assert [counters.incr("a", 1) for _ in range(3)] == [1, 2, 3]
+    assert counters.incr("idle", 1) == 1
+    assert counters.get("a") == 3
+    assert counters.get_expiry("a") > time.time()
+    time.sleep(1.05)  # let both one-second windows end
+    assert counters.get("a") == 0
+    assert counters.incr("a", 60) == 1  # opens a new window, sweeping the ended "idle"
+    assert "idle" not in counters._windows
+    counters.clear("a")
+    assert counters.get("a") == 0
+    assert counters.check()

@@ -290,17 +290,21 @@ def _decode_signature(value: str) -> bytes | None:
 
 def _read_body(request: Request) -> bytes:
     """The body, cached for the view, or 413 above the limit before anything hashes it."""
-    limit = request.max_content_length
-    if limit is None:
-        limit = DEFAULT_MAX_BODY
-        request.max_content_length = limit  # also bounds a body sent without Content-Length
+    configured = request.max_content_length
+    limit = DEFAULT_MAX_BODY if configured is None else configured
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge()
+    if length is None:
+        # A streamed (chunked) body: werkzeug stops quietly at a maximum, so allow
+        # one byte more to tell "exactly the limit" from "more than the limit".
+        request.max_content_length = limit + 1
     try:
         body = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise PayloadTooLarge() from None
+    finally:
+        request.max_content_length = configured
     if len(body) > limit:
         raise PayloadTooLarge()
     return body

@@ -2,8 +2,8 @@
 
 Built here from the same limits the code enforces, served at
 ``<prefix>/openapi.json``, and written to ``openapi.json`` beside this module
-and to ``docs/reference/openapi.json`` by ``python -m flask_gridauth.openapi``
-(a test checks that both copies match).
+and to ``docs/reference/openapi.json`` by :func:`main` (a test checks that
+both copies match what this module builds).
 """
 
 from __future__ import annotations
@@ -385,7 +385,3 @@ def main(argv: list[str]) -> int:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

@@ -104,7 +104,7 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     return body
 
 
-# -- werkzeug in a thread ------------------------------------------------------------------------------------------------
+# -- werkzeug in a thread ----------------------------------------------------------------------------------------------
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -182,7 +182,7 @@ def live(serve: Callable[..., LiveServer]) -> LiveServer:
     return serve()
 
 
-# -- gunicorn ------------------------------------------------------------------------------------------------------------
+# -- gunicorn ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -286,7 +286,7 @@ def gunicorn(tmp_path: Path) -> Iterator[Callable[..., Gunicorn]]:
         server.stop()
 
 
-# -- a redis-server of the test's own --------------------------------------------------------------------------------------
+# -- a redis-server of the test's own ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -361,7 +361,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     server.kill()
 
 
-# -- helpers shared by the live tests ------------------------------------------------------------------------------------
+# -- helpers shared by the live tests ----------------------------------------------------------------------------------
 
 
 def create_key(base_url: str, credential: str = TOKEN, **body: Any) -> dict[str, Any]:

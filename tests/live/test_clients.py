@@ -320,7 +320,7 @@ def test_failed_auth_throttle(serve: Callable[..., LiveServer]) -> None:
     assert_error(get(f"{live.url}/boards", **bearer("wrong-again")), 429, "rate_limited")
 
 
-# -- secrets stay secret -------------------------------------------------------------------------------------------------
+# -- secrets stay secret -----------------------------------------------------------------------------------------------
 
 
 def test_no_secret_in_logs_or_bodies(live: LiveServer, caplog: pytest.LogCaptureFixture) -> None:

@@ -141,7 +141,9 @@ def clerk_claims(**overrides: Any) -> dict[str, Any]:
 
 def supa_claims(**overrides: Any) -> dict[str, Any]:
     """Valid claims for the HS256 all-scopes issuer."""
-    return clerk_claims(iss=SUPA, aud="authenticated", sub="4b0c-supa-user", permissions=None, **overrides)
+    return clerk_claims(
+        **{"iss": SUPA, "aud": "authenticated", "sub": "4b0c-supa-user", "permissions": None, **overrides}
+    )
 
 
 def b64(data: bytes) -> str:
@@ -281,6 +283,8 @@ REFUSED: dict[str, Forger] = {
     "empty sub": lambda k: k["rsa"].sign(clerk_claims(sub="")),
     "sub as number": lambda k: k["rsa"].sign(clerk_claims(sub=42)),
     "sub with newline": lambda k: k["rsa"].sign(clerk_claims(sub="alice\nadmin")),
+    "sub with surrounding space": lambda k: k["rsa"].sign(clerk_claims(sub=" alice")),
+    "sub too long": lambda k: k["rsa"].sign(clerk_claims(sub="u" * 201)),
     "wrong key with real kid": lambda k: k["stranger"].sign(clerk_claims()),
     "alg none": lambda k: forge({"alg": "none", "typ": "JWT"}, clerk_claims(), None),
     "alg none with kid": lambda k: forge({"alg": "none", "kid": "rsa-1"}, clerk_claims(), None) + "AAAA",
@@ -549,3 +553,45 @@ def test_startup_never_fetches(tmp_path: Any, jwks: JWKSServer) -> None:
     """Building the app contacts no provider: the JWKS is fetched at first use."""
     jwt_app(tmp_path, jwks.url)
     assert jwks.fetches == 0
+
+
+# -- keys owned by JWT users -------------------------------------------------------------------------------------------
+
+
+def test_two_jwt_users_cannot_see_each_others_keys(
+    make_app: Callable[..., Flask], jwks: JWKSServer, rsa: SigningKey
+) -> None:
+    """Keys belong to the JWT sub: another JWT user can neither list, read, rotate nor revoke them."""
+    client = make_app(GRIDAUTH_JWT_ISSUERS=issuers(jwks.url)).test_client()
+    alice = auth(jwt.encode(supa_claims(sub="alice-uuid"), SUPA_SECRET, algorithm="HS256"))
+    bob = auth(rsa.sign(clerk_claims(sub="bob-uuid", permissions=["admin"])))
+
+    created = client.post("/api/v1/api-keys", json={"name": "alice ci", "scopes": ["read"]}, headers=alice)
+    assert created.status_code == 201
+    key = created.get_json()
+    assert key["owner"] == "alice-uuid"
+    assert [k["id"] for k in client.get("/api/v1/api-keys", headers=alice).get_json()["data"]] == [key["id"]]
+
+    assert client.get("/api/v1/api-keys", headers=bob).get_json()["data"] == []
+    for method, path in [
+        ("GET", f"/api/v1/api-keys/{key['id']}"),
+        ("POST", f"/api/v1/api-keys/{key['id']}/rotate"),
+        ("DELETE", f"/api/v1/api-keys/{key['id']}"),
+    ]:
+        response = client.open(path, method=method, headers=bob)
+        assert response.status_code == 404, (method, path)
+    acting_for = client.post(
+        "/api/v1/api-keys", json={"name": "x", "scopes": ["read"], "owner": "alice-uuid"}, headers=bob
+    )
+    assert acting_for.status_code == 403
+
+    # Alice's key survived Bob's attempts and authenticates as Alice.
+    me = client.get("/api/v1/me", headers=auth(key["raw_key"])).get_json()
+    assert (me["kind"], me["owner"]) == ("api_key", "alice-uuid")
+
+
+def test_jwt_user_without_admin_cannot_manage_keys(client: Any, rsa: SigningKey) -> None:
+    """Managing keys needs the admin scope: a read-only JWT user gets 403."""
+    reader = auth(rsa.sign(clerk_claims(permissions=["read"])))
+    response = client.post("/api/v1/api-keys", json={"name": "x", "scopes": ["read"]}, headers=reader)
+    assert response.status_code == 403

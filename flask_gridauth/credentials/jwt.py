@@ -26,6 +26,7 @@ from jwt.algorithms import Algorithm, get_default_algorithms
 
 from .. import config as c
 from ..errors import ConfigurationError, Unauthorized
+from ..management import MAX_NAME
 from ..principal import Principal
 from ..scopes import is_valid_scope
 from .jwks import ALGORITHM_FAMILIES, JWKSCache
@@ -45,8 +46,9 @@ ISSUER_FIELDS = frozenset(
 )
 #: What ``all_scopes: True`` grants.
 ALL_SCOPES = ("admin", "write", "read")
-#: Longest ``sub`` accepted: it becomes the owner of the keys this user creates.
-MAX_SUBJECT_LENGTH = 255
+#: Longest ``sub`` accepted: it becomes the owner of the keys this user creates, and
+#: owner names follow the same rule as key names.
+MAX_SUBJECT_LENGTH = MAX_NAME
 #: Hosts a ``jwks_url`` may reach over plain HTTP (local development and tests).
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -216,7 +218,8 @@ def _check_claims(payload: dict[str, Any], issuer: Issuer, now: float) -> str:
         if not accepted:
             _reject("wrong audience", issuer)
     sub = payload.get("sub")
-    if type(sub) is not str or not sub or len(sub) > MAX_SUBJECT_LENGTH or not sub.isprintable():
+    # An owner name: printable, no surrounding whitespace (a log line or a key listing can show it).
+    if type(sub) is not str or not 0 < len(sub) <= MAX_SUBJECT_LENGTH or not sub.isprintable() or sub != sub.strip():
         _reject("missing or malformed sub", issuer)
     return sub
 

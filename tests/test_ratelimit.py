@@ -11,10 +11,13 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 
 import flask_gridauth.credentials.jwt as jwt_module
+import flask_gridauth.ratelimit as ratelimit_module
 from flask_gridauth import ConfigurationError, GridAuth, get_state
+from flask_gridauth.client import public_key_of, sign_request
 from flask_gridauth.keys import generate_key
 from flask_gridauth.ratelimit import MemoryCounters, RateLimits, address_bucket, mark_route_limit
 
@@ -146,6 +149,27 @@ def test_jwt_subject_limit_is_shared_by_every_token_of_that_subject(tmp_path: An
     other = client.get("/items", headers=bearer(token("user-2", 0)))
     assert other.status_code == 200
     assert other.headers["X-RateLimit-Limit"] == "3"
+
+
+def test_signing_key_limit_and_its_override(make_app: Callable[..., Flask]) -> None:
+    """Signed requests count per signing key; a signing key's own rate_limit replaces the default."""
+    app = make_app(**LIMITED, GRIDAUTH_RATELIMIT_SIGNATURE="2/minute")
+    default_key, own_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    with app.app_context():
+        keys = get_state(app).keys
+        keys.register_signing_key(name="a", public_key=public_key_of(default_key), scopes=["read"], owner="alice")
+        keys.register_signing_key(
+            name="b", public_key=public_key_of(own_key), scopes=["read"], owner="alice", rate_limit="1/minute"
+        )
+    client = app.test_client()
+
+    def signed(key: Ed25519PrivateKey, n: int) -> int:
+        # A distinct query per request: an identical signature would be a replay.
+        url = f"http://localhost/items?n={n}"
+        return int(client.get(url, headers=sign_request(key, "GET", url)).status_code)
+
+    assert [signed(default_key, n) for n in range(3)] == [200, 200, 429]
+    assert [signed(own_key, n) for n in range(2)] == [200, 429]
 
 
 def test_bootstrap_token_is_unlimited_by_default(make_app: Callable[..., Flask]) -> None:
@@ -428,6 +452,22 @@ def test_ipv6_addresses_are_counted_per_64_network(make_app: Callable[..., Flask
     assert statuses == [401, 401, 401, 429, 429]
     other = client.get("/items", headers=bearer(generate_key("grd")), environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"})
     assert other.status_code == 401
+
+
+def test_too_many_failing_addresses_to_remember_fails_closed(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a process cannot remember every failing address, it checks every address in storage instead."""
+    monkeypatch.setattr(ratelimit_module, "MAX_SUSPECTS", 3)
+    app = make_app(**LIMITED, GRIDAUTH_FAILED_AUTH_LIMIT="2/minute")
+    client = app.test_client()
+
+    def attempt(address: str) -> int:
+        environ = {"REMOTE_ADDR": address}
+        return int(client.get("/items", headers=bearer(generate_key("grd")), environ_base=environ).status_code)
+
+    assert [attempt(f"10.0.0.{n}") for n in range(1, 4)] == [401, 401, 401]  # the cache is now full
+    assert [attempt("10.9.9.9") for _ in range(4)] == [401, 401, 429, 429]
 
 
 def test_address_bucket() -> None:

@@ -6,9 +6,12 @@ import base64
 import hashlib
 import json
 import logging
+import re
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -631,6 +634,22 @@ def test_signals_and_logs_never_hold_the_secret(app: Flask, client: Any, caplog:
         assert hashlib.sha256(secret.encode()).hexdigest() not in caplog.text
 
 
+def test_werkzeug_errors_in_blueprint_views_are_json(app: Flask) -> None:
+    """werkzeug's own HTTP errors (400, 405, 500) from a blueprint view render as the JSON error shape."""
+    from werkzeug.exceptions import BadRequest, InternalServerError, MethodNotAllowed
+
+    from flask_gridauth.blueprint import _http_error, _internal_error
+
+    with app.test_request_context(f"{API}/api-keys", method="POST"):
+        for exc, status, code in ((BadRequest(), 400, "bad_request"), (MethodNotAllowed(), 405, "method_not_allowed")):
+            response = app.make_response(_http_error(exc))
+            assert response.status_code == status and response.mimetype == "application/json"
+            assert response.get_json() == {"object": "error", "status": status, "code": code, "message": exc.name}
+        response = app.make_response(_internal_error(InternalServerError()))
+        assert response.status_code == 500 and response.get_json()["code"] == "internal_error"
+        assert "Traceback" not in response.get_data(as_text=True)
+
+
 # -- the OpenAPI route -----------------------------------------------------------------------
 
 
@@ -640,3 +659,12 @@ def test_openapi_is_public_and_names_its_mount_point(client: Any) -> None:
     assert response.status_code == 200
     body = response.get_json()
     assert body["openapi"].startswith("3.1") and body["servers"] == [{"url": API}]
+
+
+def test_routes_doc_snippet_runs() -> None:
+    """The Python example of docs/reference/routes.rst runs as written."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "reference" / "routes.rst").read_text()
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", text)
+    assert blocks
+    for block in blocks:
+        exec(compile(textwrap.dedent(block), "routes.rst", "exec"), {"__name__": "routes_doc"})  # noqa: S102

@@ -125,8 +125,8 @@ class SQLiteStorage(Storage):
         try:
             yield
         except sqlite3.Error as exc:
-            # The driver's message names the database, never a key: safe to keep.
-            raise StorageError(f"SQLite storage failed: {type(exc).__name__}: {exc}") from None
+            # The driver's message never names a key: safe to keep. The path tells an operator which file.
+            raise StorageError(f"SQLite storage {self.path} failed: {type(exc).__name__}: {exc}") from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -16,9 +16,12 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa as rsa_module
 from flask import Flask
+from jwt.algorithms import RSAAlgorithm
 
 from flask_gridauth import current_principal
+from flask_gridauth.credentials.jwks import JWKSError, parse_jwks
 from flask_gridauth.credentials.jwt import JWTVerifier, scopes_from_claim
 from flask_gridauth.errors import ConfigurationError, Unauthorized, Unavailable
 
@@ -492,6 +495,44 @@ def test_verifier_raises_the_public_errors(jwks: JWKSServer, rsa: SigningKey) ->
     jwks.mode = "html"
     with pytest.raises(Unavailable):
         verifier.verify(rsa.sign(clerk_claims()))
+
+
+def test_only_public_signature_keys_are_taken_from_a_jwks(rsa: SigningKey, es: SigningKey, ed: SigningKey) -> None:
+    """Symmetric, private, encryption-only, weak, foreign-algorithm and malformed JWKs are skipped."""
+    weak_private = rsa_module.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - must be skipped
+    weak = SigningKey("weak", "RS256", weak_private)
+    private_jwk = {**RSAAlgorithm.to_jwk(rsa.private, as_dict=True), "kid": "private", "alg": "RS256"}
+    document = {
+        "keys": [
+            rsa.jwk(),
+            es.jwk(),
+            {"kty": "oct", "kid": "hmac", "k": b64(b"k" * 32), "alg": "HS256"},
+            private_jwk,
+            rsa.jwk(kid="enc", use="enc"),
+            rsa.jwk(kid="ops", key_ops=["encrypt"]),
+            weak.jwk(),
+            ed.jwk(),  # EdDSA is not among this issuer's algorithms
+            rsa.jwk(kid="ps-only", alg="PS256"),
+            {"kty": "RSA", "kid": "broken", "n": "not base64!", "e": "AQAB"},
+            {"kty": "EC", "kid": 7, "crv": "P-256"},
+            "not a key",
+        ]
+    }
+    keys = parse_jwks(json.dumps(document).encode(), frozenset({"RS256", "ES256"}))
+    assert sorted(k for k in keys if k is not None) == ["ec-1", "rsa-1"]
+    for body in (b"<html></html>", b'{"keys": {}}', b'{"keys": [{"kty": "oct", "k": "AAAA"}]}', b"\xff"):
+        with pytest.raises(JWKSError):
+            parse_jwks(body, frozenset({"RS256"}))
+
+
+def test_jwk_alg_pins_the_algorithm(tmp_path: Any) -> None:
+    """A JWK that names RS256 never verifies a PS256 token, even when the issuer accepts both."""
+    key = rsa_key("pinned", alg="RS256")
+    pss = SigningKey("pinned", "PS256", key.private)
+    with JWKSServer(key.jwk()) as server:
+        client = jwt_app(tmp_path, server.url, {"algorithms": ["RS256", "PS256"]}).test_client()
+        assert client.get("/items", headers=auth(key.sign(clerk_claims()))).status_code == 200
+        assert_generic_401(client.get("/items", headers=auth(pss.sign(clerk_claims()))))
 
 
 # -- configuration -----------------------------------------------------------------------------------------------------

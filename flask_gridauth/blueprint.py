@@ -14,11 +14,12 @@ import re
 from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask.blueprints import BlueprintSetupState
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import Forbidden, GridAuthError, InvalidRequest, PayloadTooLarge, StorageError, Unavailable
-from .extension import get_state
+from .extension import JSON_PREFIXES, get_state
 from .management import MAX_NAME
 from .openapi import openapi_document
 from .principal import Principal, current_principal
@@ -28,6 +29,14 @@ from .scopes import authenticated, public, require_scope
 logger = logging.getLogger("flask_gridauth")
 
 api_keys_blueprint = Blueprint("gridauth", __name__)
+
+
+@api_keys_blueprint.record
+def _remember_prefix(setup: BlueprintSetupState) -> None:
+    # Routing errors (404/405) happen before any blueprint handler runs; the hook answers them as JSON.
+    prefix = (setup.url_prefix or "").rstrip("/")
+    paths = {prefix + path for path in ("/api-keys", "/health", "/me", "/openapi.json")}
+    setup.app.extensions.setdefault(JSON_PREFIXES, set()).update(paths)
 
 #: Largest body a management route reads; real bodies are a few hundred bytes.
 MAX_BODY = 64 * 1024

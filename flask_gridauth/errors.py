@@ -91,6 +91,17 @@ class NotFound(GridAuthError):
     description = "Not found"
 
 
+class MethodNotAllowed(GridAuthError):
+    """A method the route does not serve, under one of our blueprints (405); carries ``Allow``."""
+
+    code = 405
+    error_code = "method_not_allowed"
+    description = "Method not allowed"
+
+    def __init__(self, message: str | None = None, *, valid_methods: Iterable[str] = ()) -> None:
+        super().__init__(message, headers={"Allow": ", ".join(sorted(valid_methods))} if valid_methods else None)
+
+
 class PayloadTooLarge(GridAuthError):
     """A body larger than ``MAX_CONTENT_LENGTH`` (413)."""
 

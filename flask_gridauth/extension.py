@@ -8,13 +8,22 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from . import config as c
 from . import signals
 from .credentials.api_key import verify_api_key
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
 from .credentials.token import resolve_token, token_digest, token_principal, verify_token
-from .errors import ConfigurationError, Forbidden, StorageError, Unauthorized, Unavailable
+from .errors import (
+    ConfigurationError,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    StorageError,
+    Unauthorized,
+    Unavailable,
+)
 from .keys import key_pattern, validate_prefix
 from .management import KeyManager
 from .principal import G_ATTR, Principal
@@ -110,14 +119,17 @@ class GridAuthState:
         if not self.enabled:
             setattr(g, G_ATTR, self.disabled_principal)
             return
-        needs = self.requirement(request.endpoint, method)
+        endpoint = request.endpoint
+        needs = self.requirement(endpoint, method)
         if needs is None:
             return
         principal = self.authenticate()
         setattr(g, G_ATTR, principal)
+        if endpoint is None:
+            json_routing_error()  # authenticated, but no route matched
         if self.ratelimit is not None:
             # Counted before the scope check: a 403 is a request too, and carries the headers.
-            self.ratelimit.hit(principal, request.endpoint)
+            self.ratelimit.hit(principal, endpoint)
         required_all, required_any = needs
         missing = [s for s in required_all if not principal.has_scope(s)]
         if missing:
@@ -187,6 +199,22 @@ class GridAuthState:
         signals.authentication_failed.send(app, kind=kind, reason=reason, remote_addr=remote)
         if self.ratelimit is not None:
             self.ratelimit.record_failure(remote)
+
+
+#: ``app.extensions`` key: URL prefixes of our blueprints, whose routing errors answer JSON.
+JSON_PREFIXES = "gridauth.json_prefixes"
+
+
+def json_routing_error() -> None:
+    """Answer a 404 or 405 under one of our blueprints' prefixes as JSON, not Flask's HTML page."""
+    exc = request.routing_exception
+    prefixes: set[str] = current_app.extensions.get(JSON_PREFIXES, set())
+    if exc is None or not any(request.path.startswith(p) for p in prefixes):
+        return
+    if isinstance(exc, WerkzeugMethodNotAllowed):
+        raise MethodNotAllowed(valid_methods=exc.valid_methods or ())
+    if getattr(exc, "code", None) == 404:
+        raise NotFound()
 
 
 def _check_implications(table: object) -> dict[str, list[str]]:

@@ -71,9 +71,12 @@ def validate_expires_at(value: object) -> datetime:
     if value <= utcnow():
         raise InvalidRequest("expires_at must be in the future", field="expires_at")
     try:
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:59-23:59 is past year 9999 in UTC
         raise InvalidRequest("expires_at is out of range", field="expires_at") from None
+    if value > utcnow() + timedelta(seconds=MAX_DURATION):
+        raise InvalidRequest("expires_at must be at most ten years away", field="expires_at")
+    return value
 
 
 def validate_rate_limit(value: object) -> str | None:

@@ -464,3 +464,28 @@ def test_error_bodies_never_echo_input(client: Any) -> None:
     probe = "grd_live_" + "ab" * 24
     response = client.get("/items", headers={"x-api-key": probe})
     assert probe not in response.get_data(as_text=True)
+
+
+def test_wrong_method_under_blueprint_is_json_405(client: Any) -> None:
+    """A method the blueprint does not serve answers JSON 405 with Allow, never Flask's HTML page."""
+    response = client.put("/api/v1/api-keys", headers=bearer(TOKEN))
+    assert response.status_code == 405 and response.is_json
+    assert response.get_json()["code"] == "method_not_allowed"
+    assert "POST" in response.headers["Allow"]
+    assert client.put("/api/v1/api-keys").status_code == 401  # unauthenticated callers learn nothing
+
+
+def test_unknown_path_under_blueprint_is_json_404(client: Any) -> None:
+    """An unknown path under the blueprint's prefix is a JSON 404; elsewhere the app's own 404 stands."""
+    response = client.get("/api/v1/api-keys/key_x/nothing-here", headers=bearer(TOKEN))
+    assert response.status_code == 404 and response.get_json()["code"] == "not_found"
+    assert not client.get("/elsewhere", headers=bearer(TOKEN)).is_json
+
+
+def test_expires_at_more_than_ten_years_refused(app: Flask) -> None:
+    """An expires_at beyond ten years is a 422 naming the field, like expires_in."""
+    from flask_gridauth.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as info:
+        create_key(app, expires_at="2099-01-01T00:00:00Z")
+    assert info.value.field == "expires_at"

@@ -38,6 +38,7 @@ def _remember_prefix(setup: BlueprintSetupState) -> None:
     paths = {prefix + path for path in ("/api-keys", "/health", "/me", "/openapi.json")}
     setup.app.extensions.setdefault(JSON_PREFIXES, set()).update(paths)
 
+
 #: Largest body a management route reads; real bodies are a few hundred bytes.
 MAX_BODY = 64 * 1024
 #: Page size of ``GET /api-keys``: default and bounds.

@@ -12,7 +12,7 @@ from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from . import config as c
 from . import signals
-from .credentials.api_key import verify_api_key
+from .credentials.api_key import verify_api_key, verify_api_key_counted
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
 from .credentials.token import resolve_token, token_digest, token_principal, verify_token
 from .errors import (
@@ -33,7 +33,7 @@ from .storage import Storage, storage_from_uri
 if TYPE_CHECKING:
     from .credentials.jwt import JWTVerifier
     from .credentials.signature import SignatureVerifier
-    from .ratelimit import RateLimits
+    from .ratelimit import Precount, RateLimits
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -155,12 +155,19 @@ class GridAuthState:
             raise Unauthorized()
         if self.ratelimit is not None:
             self.ratelimit.check_address(request.remote_addr)
-        return self.verify(credential)
+        return self.verify(credential, precount=True)
 
-    def verify(self, credential: Credential) -> Principal:
-        """Run the verifier of ``credential``'s kind; failures are logged, counted and re-raised."""
+    def verify(self, credential: Credential, *, precount: bool = False) -> Principal:
+        """Run the verifier of ``credential``'s kind; failures are logged, counted and re-raised.
+
+        ``precount`` marks the request hook's call: its rate limit may be counted
+        by a Redis key look-up in the same round trip (see :mod:`flask_gridauth.ratelimit`).
+        """
         try:
             if credential.kind == "api_key":
+                plan = self.ratelimit.precount(request.endpoint) if precount and self.ratelimit is not None else None
+                if plan is not None:
+                    return self._verify_counted(credential.value, plan)
                 return verify_api_key(
                     credential.value, pattern=self.key_pattern, storage=self.storage, expand=self.expand
                 )
@@ -179,6 +186,19 @@ class GridAuthState:
         except StorageError as exc:
             logger.error("storage unavailable during authentication: %s", exc)
             raise Unavailable() from None
+
+    def _verify_counted(self, raw_key: str, plan: Precount) -> Principal:
+        principal, counts = verify_api_key_counted(
+            raw_key,
+            pattern=self.key_pattern,
+            storage=plan.storage,
+            expand=self.expand,
+            counter_prefix=plan.prefix,
+            windows=plan.windows,
+        )
+        if counts is not None and self.ratelimit is not None:
+            self.ratelimit.note_counted(principal, counts)
+        return principal
 
     def verify_bearer(self, value: str) -> Principal:
         """The principal of a bare credential (what would follow ``Bearer``), e.g. from a sign-in form."""

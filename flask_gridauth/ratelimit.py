@@ -22,6 +22,13 @@ strings are parsed once: at start-up, when a route is decorated, and once per
 distinct ``rate_limit`` of a key record. flask-limiter supplies the header
 names, so the headers are the ones its users know.
 
+With Redis storage and Redis counters, an API key's default limits are counted
+by the key look-up itself (:meth:`~flask_gridauth.storage.redis.RedisStorage.find_counted`,
+one script, the same counter keys and ``incr``-and-expire semantics), so the
+request costs one round trip; :meth:`RateLimits.hit` then uses those counts
+(:data:`G_PRECOUNTED`). A key with its own ``rate_limit``, a route limit, or
+any other storage takes the ordinary path above.
+
 Measured with ``test_client()`` on 2 vCPUs, medians of interleaved rounds:
 flask-limiter alone (memory) +102 µs over a bare route; GridAuth API key plus
 its per-key limit (memory) +37 µs in total; the limit's own share with Redis
@@ -62,6 +69,8 @@ R = TypeVar("R")
 ROUTE_LIMITS_ATTR = "_gridauth_route_limits"
 #: Attribute of ``flask.g`` holding the request's window stats for the headers.
 G_ATTR = "_gridauth_ratelimit"
+#: Attribute of ``flask.g``: ``(identity, [(count, ms left), ...])`` the Redis key look-up already counted.
+G_PRECOUNTED = "_gridauth_precounted"
 
 HEADER_LIMIT = HeaderNames.LIMIT.value
 HEADER_REMAINING = HeaderNames.REMAINING.value
@@ -111,6 +120,17 @@ class Stats(NamedTuple):
             wait = self.reset - (time.time() if now is None else now)
             headers[HEADER_RETRY_AFTER] = str(max(1, math.ceil(wait)))
         return headers
+
+
+class Precount(NamedTuple):
+    """How the Redis key look-up counts an API key's default limits in the same round trip."""
+
+    storage: RedisStorage
+    #: Counter keys are ``prefix + key id + limit suffix``, as ``limits`` names them.
+    prefix: str
+    #: ``(suffix, window seconds)`` of each default limit, flattened for the script.
+    windows: tuple[str | int, ...]
+    limits: tuple[Limit, ...]
 
 
 class _Suspect(NamedTuple):
@@ -304,8 +324,10 @@ class RateLimits:
         *,
         defaults: Mapping[str, tuple[Limit, ...] | None],
         failed: tuple[Limit, ...] | None,
+        precount: Precount | None = None,
     ) -> None:
         self.counters = counters
+        self._precount = precount
         self.defaults: dict[str, tuple[Limit, ...] | None] = dict(defaults)
         self.failed = failed
         self._errors: tuple[type[Exception], ...] = (LimitsStorageError, *_as_tuple(counters.base_exceptions))
@@ -328,7 +350,15 @@ class RateLimits:
             "token": _config_limits(config, c.RATELIMIT_TOKEN),
         }
         failed = _config_limits(config, c.FAILED_AUTH_LIMIT)
-        return cls(counter_storage(config, storage), defaults=defaults, failed=failed)
+        counters = counter_storage(config, storage)
+        precount = None
+        api_key = defaults["api_key"]
+        if api_key and isinstance(storage, RedisStorage) and config.get(c.RATELIMIT_STORAGE_URI) is None:
+            # The counters live in the key storage's own Redis (counter_storage): one script can do both.
+            windows = tuple(v for limit in api_key for v in (limit.suffix, limit.expiry))
+            prefix = f"{storage.prefix}{REDIS_SUFFIX}:api_key:"
+            precount = Precount(storage, prefix, windows, api_key)
+        return cls(counters, defaults=defaults, failed=failed, precount=precount)
 
     # -- what a request counts against ---------------------------------------
 
@@ -380,6 +410,17 @@ class RateLimits:
 
     # -- counting ------------------------------------------------------------
 
+    def precount(self, endpoint: str | None) -> Precount | None:
+        """How the Redis key look-up may count this request, or ``None`` where :meth:`hit` must count.
+
+        Never for a request no route matched: it is not counted at all.
+        """
+        return None if endpoint is None else self._precount
+
+    def note_counted(self, principal: Principal, counts: list[tuple[int, int]]) -> None:
+        """Keep what the key look-up counted for ``principal``, for :meth:`hit` to use instead of counting."""
+        setattr(g, G_PRECOUNTED, (f"{principal.kind}:{principal.id}", counts))
+
     def _reset_of(self, key: str, limit: Limit, count: int, now: float) -> float:
         """When ``key``'s window ends: known from its first hit, else asked once per window."""
         if count == 1:
@@ -419,10 +460,18 @@ class RateLimits:
             return
         now = time.time()
         results: list[tuple[Stats, bool]] = []
+        plan = self._precount
+        counted = g.pop(G_PRECOUNTED, None) if plan is not None else None
         try:
             if route:
                 self._count(f"route:{endpoint}:{identity}", route, now, results)
-            if limits:
+            if counted is not None and plan is not None and counted[0] == identity and limits is plan.limits:
+                # The key look-up counted these already (one round trip): use its counts.
+                for limit, (count, left_ms) in zip(limits, counted[1], strict=True):
+                    # A window's first hit opened it now; else Redis says how long it has left.
+                    reset = now + limit.expiry if count == 1 else now + max(left_ms / 1000, 1.0)
+                    results.append((Stats(limit.amount, max(0, limit.amount - count), reset), count > limit.amount))
+            elif limits:
                 self._count(identity, limits, now, results)
         except self._errors as exc:
             logger.error("rate-limit storage unavailable: %s", type(exc).__name__)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from re import Pattern
 
@@ -12,6 +12,7 @@ from ..keys import check_key, hash_key
 from ..principal import Principal, PrincipalKind
 from ..records import KeyRecord, utcnow
 from ..storage import Storage
+from ..storage.redis import RedisStorage
 
 #: ``last_used_at`` is written at most this often per key (the first use at once).
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -51,3 +52,39 @@ def verify_api_key(raw_key: str, *, pattern: Pattern[str], storage: Storage, exp
     check_record(record, now)
     touch_if_due(storage, record, now)
     return principal_for(record, "api_key", expand)
+
+
+def verify_api_key_counted(
+    raw_key: str,
+    *,
+    pattern: Pattern[str],
+    storage: RedisStorage,
+    expand: Expander,
+    counter_prefix: str,
+    windows: Sequence[str | int],
+) -> tuple[Principal, list[tuple[int, int]] | None]:
+    """:func:`verify_api_key` on Redis, with the key's rate-limit counters hit in the same round trip.
+
+    Returns the principal and the counts (``None`` when the script did not
+    count, e.g. for a key with its own ``rate_limit``: the caller counts it).
+    Refusals are exactly those of :func:`verify_api_key`, and a refused key is
+    neither counted nor touched.
+    """
+    if not check_key(raw_key, pattern):
+        raise Unauthorized()
+    digest = hash_key(raw_key)
+    now = utcnow()
+    record, touched, counts = storage.find_counted(
+        digest,
+        record_type="api_key",
+        now=now.timestamp(),
+        touch_interval=TOUCH_INTERVAL.total_seconds(),
+        counter_prefix=counter_prefix,
+        windows=windows,
+    )
+    if record is None or record.type != "api_key" or not hmac.compare_digest(record.lookup, digest):
+        raise Unauthorized()
+    check_record(record, now)
+    if not touched:
+        touch_if_due(storage, record, now)
+    return principal_for(record, "api_key", expand), counts

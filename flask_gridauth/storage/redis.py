@@ -9,7 +9,13 @@ Layout, all under one prefix (``gridauth`` unless ``?key_prefix=`` says otherwis
 - ``<p>:id:<id>``       string: the lookup of a key id;
 - ``<p>:owner:<owner>`` and ``<p>:all``: sorted sets of ids scored by ``seq``;
 - ``<p>:seq``           the creation counter;
-- ``<p>:seen:<token>``  the replay cache (``SET NX PX``).
+- ``<p>:seen:<token>``  the replay cache (``SET NX PX``);
+- ``<p>:ratelimit:...`` the rate-limit counters (``limits``' key names; see :mod:`flask_gridauth.ratelimit`).
+
+With rate limits counted in the same Redis, an API-key request costs one round
+trip: :meth:`RedisStorage.find_counted` runs a script that reads the record,
+records its use when due, and hits its per-key counters, exactly as the
+separate ``HMGET``, ``HSET`` and ``limits`` ``incr`` calls would.
 
 Changes to ``d`` are compare-and-set (a Lua script that writes only if ``d`` is
 still what was read), so two concurrent updates never lose one another.
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -70,6 +76,41 @@ _CAS = """
 if redis.call('HGET', KEYS[1], 'd') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2])
 return 1
+"""
+
+# The hot path of an API key with Redis rate limits, in one round trip. ARGV: now (epoch
+# seconds, as written to ``u``), the touch interval, the record type and lookup that are
+# acceptable, the counter-key prefix, then (suffix, window seconds) pairs. The record is
+# checked as check_record() does; only a usable one is touched and counted, and only when
+# it has no own rate_limit (that one the caller parses and counts). The counter is
+# limits' incr_expire: INCRBY, and EXPIRE on the window's first hit.
+# Reply: {} (no record) | {d, u} (nothing done) | {d, u, 1} (touched if due) |
+# {d, u, 1, count, pttl, ...} (touched if due, and counted).
+_FIND_COUNT = """
+local pair = redis.call('HMGET', KEYS[1], 'd', 'u')
+if not pair[1] then return {} end
+local ok, rec = pcall(cjson.decode, pair[1])
+local now = tonumber(ARGV[1])
+if not ok or type(rec) ~= 'table' or rec['type'] ~= ARGV[3] or rec['lookup'] ~= ARGV[4]
+    or type(rec['id']) ~= 'string' or rec['revoked_at'] ~= cjson.null then
+  return {pair[1], pair[2]}
+end
+local expires = rec['expires_at']
+if expires ~= cjson.null and (type(expires) ~= 'number' or expires <= now) then return {pair[1], pair[2]} end
+local used = tonumber(pair[2])
+if not used or now - used >= tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'u', ARGV[1]) end
+local out = {pair[1], pair[2], 1}
+local own = rec['rate_limit']
+if own ~= cjson.null and own ~= '' then return out end
+local base = ARGV[5] .. rec['id']
+for i = 6, #ARGV - 1, 2 do
+  local key = base .. ARGV[i]
+  local count = redis.call('INCRBY', key, 1)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[i + 1]) end
+  out[#out + 1] = count
+  out[#out + 1] = redis.call('PTTL', key)
+end
+return out
 """
 
 #: Optimistic retries of one update before giving up with StorageError.
@@ -163,6 +204,8 @@ class RedisStorage(Storage):
         self._get = self.client.register_script(_GET)
         self._list = self.client.register_script(_LIST)
         self._cas = self.client.register_script(_CAS)
+        self._find_count = self.client.register_script(_FIND_COUNT)
+        self._no_script: type[Exception] = redis_module.exceptions.NoScriptError
 
     def key(self, *parts: str) -> str:
         """A Redis key under this storage's prefix."""
@@ -203,6 +246,42 @@ class RedisStorage(Storage):
             # execute_command skips redis-py's response callbacks: a plain list, decoded once by _load.
             pair = self.client.execute_command("HMGET", self.key("rec", lookup), "d", "u")  # type: ignore[no-untyped-call]
         return _load(pair)
+
+    def find_counted(
+        self,
+        lookup: str,
+        *,
+        record_type: str,
+        now: float,
+        touch_interval: float,
+        counter_prefix: str,
+        windows: Sequence[str | int],
+    ) -> tuple[KeyRecord | None, bool, list[tuple[int, int]] | None]:
+        """:meth:`find`, the ``last_used_at`` write when due, and the key's counters, in one round trip.
+
+        A record of ``record_type`` that is neither revoked nor expired at
+        ``now`` has ``u`` set to ``now`` if it is missing or ``touch_interval``
+        seconds old; if the record has no own ``rate_limit``, the counters
+        ``counter_prefix + id + suffix`` of ``windows`` (suffix, seconds, ...)
+        are hit. Returns the record, whether its use was recorded here, and
+        ``(count, milliseconds left in the window)`` per window when counted.
+        """
+        key = self.key("rec", lookup)
+        args = (repr(now), touch_interval, record_type, lookup, counter_prefix, *windows)
+        with self._errors():
+            try:
+                # execute_command skips the Script wrapper's per-call work; the script is loaded once.
+                reply = self.client.execute_command("EVALSHA", self._find_count.sha, 1, key, *args)  # type: ignore[no-untyped-call]
+            except self._no_script:
+                reply = self._find_count(keys=[key], args=args)
+        if not reply:
+            return None, False, None
+        record = _load(reply)
+        if len(reply) < 3:
+            return record, False, None
+        if len(reply) == 3:
+            return record, True, None
+        return record, True, [(int(reply[i]), int(reply[i + 1])) for i in range(3, len(reply) - 1, 2)]
 
     def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
         """Keys newest first, from the owner's sorted set."""

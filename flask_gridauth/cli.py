@@ -20,6 +20,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import config as c
+from .cli_keygen import keygen
 from .errors import ConfigurationError, GridAuthError, InvalidRequest, StorageError
 from .extension import get_state
 from .records import KeyRecord, isoformat
@@ -246,3 +247,6 @@ def rotate_token(yes: bool) -> None:
     write_token_file(path, token, replace=True)
     click.echo(f"New bootstrap token written to {path}. Restart running servers to use it.")
     click.echo(f"AUTH TOKEN (save this — shown only once): {token}")
+
+
+gridauth_cli.add_command(keygen)

@@ -170,6 +170,29 @@ def test_documented_snippet_through_test_client(make_app: Callable[..., Flask], 
         assert app.extensions["gridauth"].keys.get(record.id).last_used_at is not None
 
 
+def test_view_reads_form_and_json_after_verification(sapp: Flask, key: Ed25519PrivateKey) -> None:
+    """The verified body is handed back to the view: form fields and JSON parse as usual."""
+    register(sapp, key)
+
+    @sapp.post("/form")
+    def form() -> dict[str, Any]:
+        return {"form": request.form.to_dict(), "raw": request.get_data(as_text=True)}
+
+    client = sapp.test_client()
+    body = b"symbol=ACME&quantity=10"
+    headers = {
+        **sign_request(key, "POST", "http://localhost/form", body),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    response = client.post("/form", data=body, headers=headers)
+    assert response.status_code == 200
+    assert response.get_json()["form"] == {"symbol": "ACME", "quantity": "10"}
+    body = b'{"a": [1, 2]}'
+    headers = sign_request(key, "POST", "http://localhost/echo", body)
+    response = client.post("/echo", data=body, headers=headers, content_type="application/json")
+    assert response.get_json() == {"body": body.decode(), "json": {"a": [1, 2]}}
+
+
 def test_client_helper_through_test_client(sapp: Flask, key: Ed25519PrivateKey) -> None:
     """``sign_request`` (version 2 by default) is accepted."""
     register(sapp, key)

@@ -30,6 +30,8 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/load.py
+	$(PY) -m pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -240,3 +240,20 @@ def test_sqlite_locked_raises_storage_error(tmp_path: Any) -> None:
         holder.execute("ROLLBACK")
         holder.close()
     backend.add(make_record())
+
+
+def test_memory_replay_cache_drops_expired_entries() -> None:
+    """The memory replay cache forgets expired tokens as new ones arrive, so it stays bounded."""
+    import time
+
+    from flask_gridauth.storage.memory import MemoryStorage
+
+    storage = MemoryStorage()
+    for i in range(1000):
+        assert storage.claim_once(f"old-{i}", 0.001)
+    time.sleep(0.01)
+    for i in range(500):
+        assert storage.claim_once(f"new-{i}", 30)
+    assert len(storage._seen) == 500
+    assert storage.claim_once("old-3", 30) is True
+    assert storage.claim_once("new-3", 30) is False

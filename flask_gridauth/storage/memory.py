@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import OrderedDict
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -22,7 +23,7 @@ class MemoryStorage(Storage):
         self._lock = threading.Lock()
         self._by_id: dict[str, KeyRecord] = {}
         self._by_lookup: dict[str, str] = {}
-        self._seen: dict[str, float] = {}
+        self._seen: OrderedDict[str, float] = OrderedDict()
         self._seq = 0
 
     def add(self, record: KeyRecord) -> KeyRecord:
@@ -75,15 +76,27 @@ class MemoryStorage(Storage):
                 self._by_id[record.id] = dataclasses.replace(current, last_used_at=when)
 
     def claim_once(self, token: str, ttl: float) -> bool:
-        """First claim within ``ttl`` wins; expired entries are swept as we go."""
+        """First claim within ``ttl`` wins.
+
+        Entries sit in an ``OrderedDict`` in claim order, so each claim drops
+        expired entries from the front in O(1): the cache never needs a full
+        sweep, however many entries are alive.
+        """
         now = time.monotonic()
         with self._lock:
-            expires = self._seen.get(token)
+            seen = self._seen
+            for _ in range(2):  # two out per one in: a backlog left by a burst shrinks
+                if not seen:
+                    break
+                oldest, expires = next(iter(seen.items()))
+                if expires > now:
+                    break
+                del seen[oldest]
+            expires = seen.get(token)
             if expires is not None and expires > now:
                 return False
-            if len(self._seen) > 10_000:
-                self._seen = {k: v for k, v in self._seen.items() if v > now}
-            self._seen[token] = now + ttl
+            seen[token] = now + ttl
+            seen.move_to_end(token)
             return True
 
     def ping(self) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections import OrderedDict
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -88,8 +88,8 @@ class MemoryStorage(Storage):
             for _ in range(2):  # two out per one in: a backlog left by a burst shrinks
                 if not seen:
                     break
-                oldest, expires = next(iter(seen.items()))
-                if expires > now:
+                oldest, oldest_expiry = next(iter(seen.items()))
+                if oldest_expiry > now:
                     break
                 del seen[oldest]
             expires = seen.get(token)

@@ -1,59 +1,110 @@
-"""The apps the benchmark compares: a bare route, the peers, and GridAuth on each backend."""
+"""The apps the benchmark compares: bare routes, the peers, and GridAuth with every credential kind.
+
+Each builder returns a :class:`~harness.Case` whose ``call`` makes one request
+through ``app.test_client()``. Credentials are pools cycled request by request
+(1,000 API keys, 100 JWTs), so no configuration is measured on one cached row;
+signed requests are signed before each round (untimed), because each signature
+is accepted once.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import secrets
 import sqlite3
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from harness import Call, Case, log
 
 from flask_gridauth import GridAuth
 from flask_gridauth.keys import generate_key
-from harness import Call, log
 
-DATA = Path(__file__).resolve().parent / ".data"
+BENCH = Path(__file__).resolve().parent
+DATA = BENCH / ".data"
+ROOT = BENCH.parent
 TOKEN = "bench-bootstrap-token-0123456789abcdef"
 #: Keys the benchmark presents, cycled so every request looks up a different row.
 POOL = 1000
+#: A body of 1 KB for the POST routes (signed requests and their bare baseline).
+BODY = json.dumps({"order": "x" * 1000})[:1024].encode()
+#: Limit of the rate-limited configurations: high enough that the bench never reaches it.
+LIMIT = "60000/minute"
+JWT_SECRET = "bench-hs256-shared-secret-of-32-bytes-or-more"
+JWT_ISSUER_HS = "https://hs.bench.invalid/"
+JWT_ISSUER_RS = "https://rs.bench.invalid/"
+JWT_AUDIENCE = "bench"
+#: Names of the two bare routes every other configuration is compared with.
+BARE_GET = "bare Flask route (GET)"
+BARE_POST = "bare Flask route (POST 1 KB)"
+#: The redis-py database the bench writes to (the tests use 15), always under a fresh prefix.
+REDIS_DB_URL = "redis://127.0.0.1:6379/14"
 
 
 def _route(app: Flask) -> None:
-    @app.get("/items")
+    @app.route("/items", methods=["GET", "POST"])
     def items() -> dict[str, Any]:
         return {"ok": True}
 
 
-def caller(app: Flask, headers: list[dict[str, str]] | None = None) -> Call:
-    """A zero-argument request against ``/items``, cycling through ``headers``."""
+def cycle(app: Flask, headers: list[dict[str, str]], *, post: bool = False) -> Call:
+    """A zero-argument request against ``/items``, cycling through ``headers`` (GET, or POST of :data:`BODY`)."""
     client = app.test_client()
-    if not headers:
-        return lambda: client.get("/items").status_code
     state = {"i": 0}
-    n = len(headers)
+    # len() on each call: a signed case refills its list before every round.
+    if post:
+        send_post = client.post
+
+        def call_post() -> int:
+            i = state["i"]
+            state["i"] = i + 1
+            return send_post("/items", data=BODY, headers=headers[i % len(headers)]).status_code
+
+        return call_post
+    get = client.get
 
     def call() -> int:
         i = state["i"]
         state["i"] = i + 1
-        return client.get("/items", headers=headers[i % n]).status_code
+        return get("/items", headers=headers[i % len(headers)]).status_code
 
     return call
 
 
-def bare() -> Call:
-    """Flask alone."""
+# -- baselines and peers ------------------------------------------------------
+
+
+def bare() -> Case:
+    """Flask alone: GET /items, sending an ``Authorization`` header it ignores.
+
+    Every baseline sends the same headers as the requests compared with it, so
+    "added" is what the server does with them, not what the test client spends
+    building them.
+    """
     app = Flask("bare")
     _route(app)
-    return caller(app)
+    headers = [{"Authorization": f"Bearer {generate_key('grd')}"} for _ in range(POOL)]
+    return Case(BARE_GET, cycle(app, headers), group="base", note="sends an unread Authorization header")
 
 
-def httpauth_peer() -> Call:
-    """Flask-HTTPAuth's HTTPTokenAuth with a plain dict lookup: the peer."""
+def bare_post() -> Case:
+    """Flask alone: POST /items with a 1 KB body and signature headers it ignores, the baseline of signed rows."""
+    app = Flask("bare-post")
+    _route(app)
+    prepare, call = signed_requests(app, 1, register=False)
+    return Case(BARE_POST, call, group="base", prepare=prepare, note="sends unread signature headers")
+
+
+def httpauth_peer() -> Case:
+    """Flask-HTTPAuth's HTTPTokenAuth with a plain dict lookup: the peer of API keys."""
     from flask_httpauth import HTTPTokenAuth
 
     app = Flask("httpauth")
@@ -69,7 +120,41 @@ def httpauth_peer() -> Call:
     def items() -> dict[str, Any]:
         return {"ok": True}
 
-    return caller(app, [{"Authorization": f"Bearer {t}"} for t in tokens])
+    headers = [{"Authorization": f"Bearer {t}"} for t in tokens]
+    return Case("Flask-HTTPAuth token (dict)", cycle(app, headers), group="peer", note="the peer")
+
+
+def jwt_extended_peer() -> Case:
+    """flask-jwt-extended, HS256, ``@jwt_required()``: the peer of JWT sign-in."""
+    from flask_jwt_extended import JWTManager, create_access_token, jwt_required
+
+    app = Flask("jwt-extended")
+    app.config["JWT_SECRET_KEY"] = JWT_SECRET
+    JWTManager(app)
+
+    @app.get("/items")
+    @jwt_required()
+    def items() -> dict[str, Any]:
+        return {"ok": True}
+
+    with app.app_context():
+        tokens = [create_access_token(identity=f"user{i}") for i in range(100)]
+    headers = [{"Authorization": f"Bearer {t}"} for t in tokens]
+    return Case("flask-jwt-extended HS256", cycle(app, headers), group="peer")
+
+
+def flask_limiter_alone() -> Case:
+    """flask-limiter's own ``Limiter``, memory storage, 60000/minute, on the bare route."""
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    app = Flask("limiter")
+    Limiter(get_remote_address, app=app, default_limits=[LIMIT], storage_uri="memory://")
+    _route(app)
+    return Case("flask-limiter alone (memory)", cycle(app, [{}]), group="peer")
+
+
+# -- GridAuth -----------------------------------------------------------------
 
 
 def gridauth_app(uri: str, **config: Any) -> Flask:
@@ -82,10 +167,10 @@ def gridauth_app(uri: str, **config: Any) -> Flask:
     return app
 
 
-def api_key_caller(app: Flask, raw_keys: list[str]) -> Call:
-    """Requests cycling through ``raw_keys``, warmed so ``last_used_at`` writes are behind us."""
+def api_key_call(app: Flask, raw_keys: list[str]) -> Call:
+    """Requests cycling through ``raw_keys``, warmed so first-use ``last_used_at`` writes are behind us."""
     headers = [{"Authorization": f"Bearer {k}"} for k in raw_keys]
-    call = caller(app, headers)
+    call = cycle(app, headers)
     for _ in headers:
         call()
     return call
@@ -98,27 +183,30 @@ def with_keys(app: Flask, count: int = POOL) -> list[str]:
         return [keys.create(name=f"bench {i}", scopes=["read"], owner=f"o{i % 50}")[1] for i in range(count)]
 
 
-def gridauth_memory() -> Call:
-    """GridAuth, API key, memory storage."""
-    app = gridauth_app("memory://")
-    return api_key_caller(app, with_keys(app))
+def api_key_memory(*, limited: bool = False) -> Case:
+    """GridAuth, API key, memory storage; with ``limited``, plus the per-key limit in memory."""
+    config = {"GRIDAUTH_RATELIMIT_ENABLED": True, "GRIDAUTH_RATELIMIT_API_KEY": LIMIT} if limited else {}
+    app = gridauth_app("memory://", **config)
+    name = "GridAuth API key + per-key limit, memory" if limited else "GridAuth API key, memory"
+    return Case(name, api_key_call(app, with_keys(app)))
 
 
-def sqlite_db(rows: int) -> tuple[str, list[str]]:
-    """A SQLite file holding ``rows`` keys (cached in bench/.data), and POOL raw keys among them."""
+def sqlite_db(rows: int) -> tuple[Path, list[str]]:
+    """A SQLite file holding ``rows`` keys (built once, cached in bench/.data), and POOL raw keys among them."""
     DATA.mkdir(exist_ok=True)
     path = DATA / f"keys-{rows}.db"
     pool_file = DATA / f"keys-{rows}.json"
     if path.exists() and pool_file.exists():
-        return str(path), json.loads(pool_file.read_text())
+        return path, json.loads(pool_file.read_text())
     log(f"building a SQLite file with {rows:,} keys (cached in {DATA}) ...")
     started = time.time()
-    path.unlink(missing_ok=True)
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), pool_file):
+        leftover.unlink(missing_ok=True)
     app = gridauth_app(f"sqlite:///{path}")
-    raw_keys = with_keys(app)
+    raw_keys = with_keys(app, min(POOL, rows))
     conn = sqlite3.connect(path)
     now = time.time()
-    filler = rows - POOL
+    filler = rows - len(raw_keys)
     batch = 50_000
     for start in range(0, filler, batch):
         conn.executemany(
@@ -132,37 +220,30 @@ def sqlite_db(rows: int) -> tuple[str, list[str]]:
         conn.commit()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+    # The pool is written last: a build that was interrupted is rebuilt next time.
     pool_file.write_text(json.dumps(raw_keys))
     log(f"  built in {time.time() - started:.0f} s")
-    return str(path), raw_keys
+    return path, raw_keys
 
 
-def gridauth_sqlite(rows: int) -> Call:
+def api_key_sqlite(rows: int, label: str) -> Case:
     """GridAuth, API key, SQLite holding ``rows`` keys."""
     path, raw_keys = sqlite_db(rows)
     app = gridauth_app(f"sqlite:///{path}")
-    return api_key_caller(app, raw_keys)
+    return Case(f"GridAuth API key, SQLite {label} keys", api_key_call(app, raw_keys))
 
 
 def redis_uri(prefix: str = "gridauth-bench") -> str:
-    """The bench's Redis database and key prefix (db 14, never the tests' db 15)."""
-    return f"redis://127.0.0.1:6379/14?key_prefix={prefix}-{secrets.token_hex(4)}"
+    """A fresh key prefix in the bench's Redis database (db 14, never the tests' db 15)."""
+    return f"{REDIS_DB_URL}?key_prefix={prefix}-{secrets.token_hex(4)}"
 
 
-def gridauth_redis() -> tuple[Call, str]:
-    """GridAuth, API key, Redis storage; also returns its URI for clean-up."""
-    uri = redis_uri()
-    app = gridauth_app(uri)
-    return api_key_caller(app, with_keys(app)), uri
-
-
-def redis_get() -> Call:
-    """One redis-py GET on loopback: the unit a Redis-backed request is compared with."""
-    import redis
-
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/14")
-    client.set("gridauth-bench:get", b"x" * 200)
-    return lambda: 200 if client.get("gridauth-bench:get") else 500
+def api_key_redis(uri: str, *, limited: bool = False) -> Case:
+    """GridAuth, API key, Redis storage; with ``limited``, plus the per-key limit in the same Redis."""
+    config = {"GRIDAUTH_RATELIMIT_ENABLED": True, "GRIDAUTH_RATELIMIT_API_KEY": LIMIT} if limited else {}
+    app = gridauth_app(uri, **config)
+    name = "GridAuth API key + per-key limit, Redis" if limited else "GridAuth API key, Redis"
+    return Case(name, api_key_call(app, with_keys(app)))
 
 
 def cleanup_redis(uri: str) -> None:
@@ -173,7 +254,174 @@ def cleanup_redis(uri: str) -> None:
 
     url, prefix = split_uri(uri)
     client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.delete("gridauth-bench:get")
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+# -- JWT ------------------------------------------------------------------------
+
+
+def jwks_helpers() -> Any:
+    """``tests/jwks_server.py`` (a loopback JWKS server and key helpers), imported by path."""
+    spec = importlib.util.spec_from_file_location("bench_jwks_server", ROOT / "tests" / "jwks_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _claims(issuer: str, sub: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": issuer, "sub": sub, "aud": JWT_AUDIENCE, "iat": now, "exp": now + 3600, "permissions": ["read"]}
+
+
+def hs256_tokens(count: int = 100) -> list[str]:
+    """HS256 tokens of the bench's HS256 issuer."""
+    import jwt
+
+    return [jwt.encode(_claims(JWT_ISSUER_HS, f"user{i}"), JWT_SECRET, algorithm="HS256") for i in range(count)]
+
+
+def jwt_hs256() -> Case:
+    """GridAuth, JWT HS256 (shared secret)."""
+    issuer = {"issuer": JWT_ISSUER_HS, "secret": JWT_SECRET, "algorithms": ["HS256"], "audience": JWT_AUDIENCE}
+    app = gridauth_app("memory://", GRIDAUTH_JWT_ISSUERS=[issuer])
+    headers = [{"Authorization": f"Bearer {t}"} for t in hs256_tokens()]
+    return Case("GridAuth JWT HS256", cycle(app, headers))
+
+
+@contextmanager
+def jwks_server() -> Iterator[tuple[str, Any]]:
+    """A JWKS endpoint on loopback serving one RS256 key: ``(url, signing key)``."""
+    helpers = jwks_helpers()
+    key = helpers.rsa_key("bench-rsa")
+    with helpers.JWKSServer(key.jwk()) as server:
+        yield server.url, key
+
+
+def rs256_tokens(key: Any, count: int = 100) -> list[str]:
+    """RS256 tokens of the bench's RS256 issuer, signed with ``key``."""
+    import jwt
+
+    return [
+        jwt.encode(_claims(JWT_ISSUER_RS, f"user{i}"), key.private, algorithm="RS256", headers={"kid": key.kid})
+        for i in range(count)
+    ]
+
+
+def jwt_rs256(url: str, key: Any) -> Case:
+    """GridAuth, JWT RS256 with its JWKS served on loopback (fetched once, then cached)."""
+    issuer = {"issuer": JWT_ISSUER_RS, "jwks_url": url, "algorithms": ["RS256"], "audience": JWT_AUDIENCE}
+    app = gridauth_app("memory://", GRIDAUTH_JWT_ISSUERS=[issuer])
+    headers = [{"Authorization": f"Bearer {t}"} for t in rs256_tokens(key)]
+    return Case("GridAuth JWT RS256 (JWKS cached)", cycle(app, headers))
+
+
+# -- signed requests --------------------------------------------------------------
+
+
+def signed_requests(app: Flask, version: int, *, register: bool = True) -> tuple[Callable[[int], None], Call]:
+    """``(prepare, call)``: ``prepare(n)`` signs ``n`` POSTs with a 1 KB body (untimed), ``call`` sends the next."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from flask_gridauth.client import public_key_of, sign_request
+
+    private = Ed25519PrivateKey.generate()
+    if register:
+        with app.app_context():
+            app.extensions["gridauth"].keys.register_signing_key(
+                name="bench signer", public_key=public_key_of(private), scopes=["write"], owner="bench"
+            )
+    requests: list[tuple[str, dict[str, str]]] = []
+    counter = [0]
+
+    def prepare(count: int) -> None:
+        # Each signature is accepted once (the replay cache), and Ed25519 is deterministic: every
+        # request gets its own query string so that no two signed strings are the same.
+        requests.clear()
+        for _ in range(count):
+            counter[0] += 1
+            path = f"/items?n={counter[0]}"
+            signed_headers = sign_request(private, "POST", "http://localhost" + path, BODY, version=version)
+            requests.append((path, {"Content-Type": "application/json", **signed_headers}))
+
+    post = app.test_client().post
+    state = {"i": 0}
+
+    def call() -> int:
+        i = state["i"]
+        state["i"] = i + 1
+        path, headers = requests[i % len(requests)]
+        return post(path, data=BODY, headers=headers).status_code
+
+    return prepare, call
+
+
+def signed(version: int) -> Case:
+    """GridAuth, Ed25519-signed POST with a 1 KB body, memory storage (key and replay cache)."""
+    app = gridauth_app("memory://")
+    prepare, call = signed_requests(app, version)
+    return Case(f"GridAuth signed v{version} (1 KB POST)", call, prepare=prepare, base=BARE_POST)
+
+
+# -- unit figures ------------------------------------------------------------------
+
+
+def redis_get() -> Case:
+    """One redis-py GET on loopback: the unit a Redis-backed request is compared with."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_DB_URL)
+    name = f"gridauth-bench-get-{secrets.token_hex(4)}"
+    client.set(name, b"x" * 200, ex=3600)
+    get = client.get
+    return Case("redis-py GET (loopback)", lambda: 200 if get(name) else 500, group="unit")
+
+
+def pyjwt_hs256() -> Case:
+    """PyJWT's own ``jwt.decode`` of one of the HS256 tokens, with the same checks."""
+    import jwt
+
+    token = hs256_tokens(1)[0]
+
+    def call() -> int:
+        jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience=JWT_AUDIENCE, issuer=JWT_ISSUER_HS)
+        return 200
+
+    return Case("PyJWT decode HS256", call, group="unit")
+
+
+def pyjwt_rs256(key: Any) -> Case:
+    """PyJWT's own ``jwt.decode`` of an RS256 token with an already-loaded public key."""
+    import jwt
+
+    token = rs256_tokens(key, 1)[0]
+    public = key.private.public_key()
+
+    def call() -> int:
+        jwt.decode(token, public, algorithms=["RS256"], audience=JWT_AUDIENCE, issuer=JWT_ISSUER_RS)
+        return 200
+
+    return Case("PyJWT decode RS256", call, group="unit")
+
+
+def ed25519_verify() -> Case:
+    """One Ed25519 verify (cryptography) of a v1 signed string with a 1 KB body."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    message = str(int(time.time())).encode() + b"POST/items" + BODY
+    signature = private.sign(message)
+    public = private.public_key()
+    verify = public.verify
+
+    def call() -> int:
+        verify(signature, message)
+        return 200
+
+    return Case("Ed25519 verify (cryptography)", call, group="unit")

@@ -7,6 +7,8 @@ only ratios between figures of the same run are reported.
 
 from __future__ import annotations
 
+import gc
+import os
 import platform
 import statistics
 import sys
@@ -24,13 +26,20 @@ Call = Callable[[], int]
 
 @dataclass
 class Case:
-    """One configuration under test: a name, a group, and a zero-argument request."""
+    """One configuration under test: a name, a group, and a zero-argument request.
+
+    ``prepare(n)`` runs untimed before each round with the number of calls to
+    come (signed requests sign them there). ``base`` names the case whose time
+    is subtracted to give the cost this one adds.
+    """
 
     name: str
     call: Call
     group: str = "auth"
     expect: int = 200
     note: str = ""
+    base: str = ""
+    prepare: Callable[[int], None] | None = None
     samples: list[float] = field(default_factory=list)
 
     @property
@@ -38,27 +47,49 @@ class Case:
         """Median time of one request, in microseconds."""
         return statistics.median(self.samples) * 1e6
 
+    @property
+    def spread(self) -> float:
+        """Half the range of the rounds, relative to the median: how noisy this figure was."""
+        return (max(self.samples) - min(self.samples)) / 2 / statistics.median(self.samples)
+
 
 def check(case: Case) -> None:
     """Fail loudly if a configuration does not answer as expected (a broken bench measures nothing)."""
+    if case.prepare is not None:
+        case.prepare(1)
     status = case.call()
     if status != case.expect:
         raise SystemExit(f"bench case {case.name!r} answered {status}, expected {case.expect}")
 
 
 def measure(cases: list[Case], *, requests: int, rounds: int, warmup: int = 200) -> None:
-    """Time ``requests`` calls of each case per round, interleaving cases, for ``rounds`` rounds."""
+    """Time ``requests`` calls of each case per round, for ``rounds`` rounds.
+
+    Cases are interleaved, and each round starts one case later than the one
+    before, so a slow patch of the machine spreads over every configuration.
+    A collection runs before each timed block so no case pays for another's garbage.
+    """
     for case in cases:
         check(case)
+        if case.prepare is not None:
+            case.prepare(warmup)
         for _ in range(warmup):
-            case.call()
-    for _ in range(rounds):
-        for case in cases:
-            call = case.call
+            if case.call() != case.expect:
+                raise SystemExit(f"bench case {case.name!r} failed during warm-up")
+    for r in range(rounds):
+        order = cases[r % len(cases) :] + cases[: r % len(cases)]
+        for case in order:
+            if case.prepare is not None:
+                case.prepare(requests)
+            call, expect, wrong = case.call, case.expect, 0
+            gc.collect()
             start = time.perf_counter()
             for _ in range(requests):
-                call()
+                if call() != expect:
+                    wrong += 1
             case.samples.append((time.perf_counter() - start) / requests)
+            if wrong:
+                raise SystemExit(f"bench case {case.name!r}: {wrong} of {requests} answers were not {expect}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,18 +99,34 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def environment() -> str:
-    """Date, machine and the versions that matter, for the results file."""
+VERSIONS = (
+    "flask",
+    "werkzeug",
+    "flask-limiter",
+    "limits",
+    "pyjwt",
+    "cryptography",
+    "redis",
+    "flask-httpauth",
+    "flask-jwt-extended",
+    "gunicorn",
+)
+
+
+def environment() -> list[str]:
+    """Date, machine, load and the versions that matter, for the results file."""
     versions = []
-    for name in ("flask", "werkzeug", "flask-limiter", "limits", "pyjwt", "cryptography", "redis", "flask-httpauth"):
+    for name in VERSIONS:
         try:
             versions.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             continue
-    return (
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · Python {platform.python_version()} · "
-        f"{platform.machine()} · {_cpu()} · " + ", ".join(versions)
-    )
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {platform.machine()}, {_cpu()}, {os.cpu_count()} CPUs, load average at the end {load}",
+        f"- Python {platform.python_version()}; " + ", ".join(versions),
+    ]
 
 
 def _cpu() -> str:
@@ -92,38 +139,41 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def table(cases: list[Case], *, bare: str, peer: str) -> list[str]:
-    """Markdown rows: req/s, µs per request, µs added over bare, and ratios to bare and to the peer."""
+def table(cases: list[Case], *, peer: str) -> list[str]:
+    """Markdown rows: req/s, µs per request, µs added over its bare route, and ratios to bare and to the peer."""
     by_name = {c.name: c for c in cases}
-    bare_us = by_name[bare].median_us
-    peer_added = by_name[peer].median_us - bare_us
+    peer_case = by_name[peer]
+    peer_added = peer_case.median_us - by_name[peer_case.base].median_us
     rows = [
-        "| configuration | req/s | µs/request | added µs | throughput vs bare | added vs peer | note |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| configuration | req/s | µs/request | added µs | throughput vs bare | added vs Flask-HTTPAuth | ± | note |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for case in cases:
         us = case.median_us
-        added = us - bare_us
-        vs_peer = "—" if case.name in (bare, peer) or peer_added <= 0 else f"{added / peer_added:.2f}×"
+        if case.base:
+            base_us = by_name[case.base].median_us
+            added = us - base_us
+            added_text, ratio = f"{added:+.1f}", f"{base_us / us:.2f}"
+            vs_peer = "—" if case.name == peer or peer_added <= 0 else f"{added / peer_added:.2f}×"
+        else:
+            added_text, ratio, vs_peer = "—", "1.00", "—"
         rows.append(
-            f"| {case.name} | {1e6 / us:,.0f} | {us:.1f} | {added:+.1f} | {bare_us / us:.2f} | {vs_peer} | {case.note} |"
+            f"| {case.name} | {1e6 / us:,.0f} | {us:.1f} | {added_text} | {ratio} | {vs_peer} "
+            f"| {case.spread * 100:.0f} % | {case.note} |"
         )
     return rows
 
 
-def write_results(path: Path, sections: list[tuple[str, list[str]]], command: str) -> None:
+def unit_table(cases: list[Case]) -> list[str]:
+    """Markdown rows of the unit figures (one library call each), in µs."""
+    rows = ["| unit | µs/call | ± |", "| --- | ---: | ---: |"]
+    rows += [f"| {c.name} | {c.median_us:.1f} | {c.spread * 100:.0f} % |" for c in cases]
+    return rows
+
+
+def write_results(path: Path, header: list[str], sections: list[tuple[str, list[str]]]) -> None:
     """Write the results file (overwritten each run; never edited by hand)."""
-    lines = [
-        "# Benchmark results",
-        "",
-        "Written by `bench/run.py`; do not edit by hand.",
-        "",
-        f"- when and where: {environment()}",
-        f"- command: `{command}`",
-        "- method: requests through Flask's test client, every configuration in the same process, "
-        "interleaved round-robin, median of the rounds. Ratios compare figures of this same run.",
-        "",
-    ]
+    lines = ["# Benchmark results", "", "Written by `bench/run.py`; do not edit by hand.", "", *header, ""]
     for title, rows in sections:
         lines += [f"## {title}", "", *rows, ""]
     path.write_text("\n".join(lines))

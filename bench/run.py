@@ -1,61 +1,220 @@
-"""Benchmark every credential kind against a bare route and Flask-HTTPAuth, in one run.
+"""Benchmark every credential kind against bare routes and its peers, in one run; check the targets.
 
-Usage: ``make bench`` or ``.venv/bin/python bench/run.py [--quick] [--rows N]``.
-Prints a Markdown table and writes it to ``bench/RESULTS.md``.
+Usage: ``make bench`` or ``.venv/bin/python bench/run.py [--quick] [--rows N] [--no-server]``.
+
+Prints one table of requests through ``app.test_client()`` (every configuration
+in one process, interleaved, several rounds, medians), the unit figures the
+targets are stated in, PASS/MISS per target, and the real-server run (the
+example app under gunicorn, driven by wrk; see ``server.py``). Everything is
+written to ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import apps  # noqa: E402
-from harness import Case, log, measure, table, write_results  # noqa: E402
+from harness import Case, environment, log, measure, table, unit_table, write_results  # noqa: E402
+
+PEER = "Flask-HTTPAuth token (dict)"
+MEMORY = "GridAuth API key, memory"
+SQLITE_SMALL = "GridAuth API key, SQLite 1k keys"
+REDIS = "GridAuth API key, Redis"
+REDIS_LIMITED = "GridAuth API key + per-key limit, Redis"
+MEMORY_LIMITED = "GridAuth API key + per-key limit, memory"
+HS256 = "GridAuth JWT HS256"
+RS256 = "GridAuth JWT RS256 (JWKS cached)"
+JWT_PEER = "flask-jwt-extended HS256"
+LIMITER = "flask-limiter alone (memory)"
+GET = "redis-py GET (loopback)"
+DECODE_HS = "PyJWT decode HS256"
+DECODE_RS = "PyJWT decode RS256"
+ED25519 = "Ed25519 verify (cryptography)"
+
+
+def round_trips(call: Callable[[], int], requests: int = 200) -> float:
+    """Commands written to Redis per request (a pipeline or script counts once), counted at the socket."""
+    from redis.connection import Connection
+
+    original = Connection.send_packed_command
+    sent = [0]
+
+    def counting(self: Connection, command: Any, check_health: bool = True) -> None:
+        sent[0] += 1
+        original(self, command, check_health)
+
+    Connection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        for _ in range(requests):
+            call()
+    finally:
+        Connection.send_packed_command = original  # type: ignore[method-assign]
+    return sent[0] / requests
+
+
+def targets(by: dict[str, Case], large: str, trips: dict[str, float]) -> list[tuple[str, str, bool]]:
+    """Each target of issue 7 with the figures of this run: ``(target, measured, met)``."""
+
+    def added(name: str) -> float:
+        case = by[name]
+        return case.median_us - by[case.base].median_us
+
+    def unit(name: str) -> float:
+        return by[name].median_us
+
+    peer, memory = added(PEER), added(MEMORY)
+    small, big = added(SQLITE_SMALL), added(large)
+    get, redis_limited = unit(GET), added(REDIS_LIMITED)
+    hs, rs, jwt_peer = added(HS256), added(RS256), added(JWT_PEER)
+    memory_ratio = by[apps.BARE_GET].median_us / by[MEMORY].median_us
+    results = [
+        ("API key on memory adds no more than Flask-HTTPAuth", f"{memory:.1f} µs vs {peer:.1f} µs", memory <= peer),
+        ("API key on memory ≥ 0.85 of bare throughput", f"{memory_ratio:.2f}", memory_ratio >= 0.85),
+        (f"{large.removeprefix('GridAuth API key, ')} adds ≤ 50 µs", f"{big:.1f} µs", big <= 50),
+        (
+            f"{large.removeprefix('GridAuth API key, ')} within 1.3× of 1k keys",
+            f"{big:.1f} / {small:.1f} µs = {big / small:.2f}×" if small > 0 else "1k figure ≤ 0",
+            small > 0 and big <= 1.3 * small,
+        ),
+        (
+            "Redis: one round trip per request (look-up + last_used_at + counter)",
+            f"{trips[REDIS_LIMITED]:.2f} with the limit, {trips[REDIS]:.2f} without",
+            trips[REDIS_LIMITED] <= 1.0 and trips[REDIS] <= 1.0,
+        ),
+        (
+            "Redis API key + limit adds ≤ 1.3× one GET",
+            f"{redis_limited:.1f} µs = {redis_limited / get:.2f}× GET ({get:.1f} µs)",
+            redis_limited <= 1.3 * get,
+        ),
+        (
+            "JWT HS256 adds ≤ PyJWT decode + 15 µs",
+            f"{hs:.1f} µs vs {unit(DECODE_HS):.1f} + 15 µs",
+            hs <= unit(DECODE_HS) + 15,
+        ),
+        (
+            "JWT RS256 adds ≤ PyJWT decode + 15 µs",
+            f"{rs:.1f} µs vs {unit(DECODE_RS):.1f} + 15 µs",
+            rs <= unit(DECODE_RS) + 15,
+        ),
+        (
+            "JWT HS256 ≥ 2× cheaper than flask-jwt-extended",
+            f"{jwt_peer:.1f} / {hs:.1f} µs = {jwt_peer / hs:.2f}×" if hs > 0 else "—",
+            hs > 0 and jwt_peer >= 2 * hs,
+        ),
+    ]
+    for version in (1, 2):
+        name = f"GridAuth signed v{version} (1 KB POST)"
+        cost = added(name)
+        results.append(
+            (
+                f"signed v{version} adds ≤ one Ed25519 verify + 15 µs",
+                f"{cost:.1f} µs vs {unit(ED25519):.1f} + 15 µs",
+                cost <= unit(ED25519) + 15,
+            )
+        )
+    limited, limiter = added(MEMORY_LIMITED), added(LIMITER)
+    results.append(
+        (
+            "API key + per-key limit (memory) costs less than flask-limiter alone",
+            f"{limited:.1f} µs vs {limiter:.1f} µs",
+            limited < limiter,
+        )
+    )
+    return results
+
+
+def target_rows(results: list[tuple[str, str, bool]]) -> list[str]:
+    """Markdown rows of targets with PASS/MISS."""
+    rows = ["| target | this run | |", "| --- | --- | --- |"]
+    rows += [f"| {name} | {figure} | {'PASS' if met else 'MISS'} |" for name, figure, met in results]
+    return rows
 
 
 def main() -> None:
-    """Build every configuration, time them interleaved, print and save the table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer requests and rounds (a smoke run)")
-    parser.add_argument("--rows", type=int, default=1_000_000, help="keys in the large SQLite table")
+    """Build every configuration, time them interleaved, check the targets, print and save the tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few requests and rounds, 20k keys")
+    parser.add_argument("--rows", type=int, default=None, help="keys in the large SQLite table (default 1,000,000)")
+    parser.add_argument("--requests", type=int, default=None, help="requests per case per round")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
+    parser.add_argument("--no-server", action="store_true", help="skip the gunicorn + wrk run")
     parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md")
     args = parser.parse_args()
-    requests, rounds = (200, 3) if args.quick else (2000, 7)
+    rows = args.rows or (20_000 if args.quick else 1_000_000)
+    requests = args.requests or (300 if args.quick else 2000)
+    rounds = args.rounds or (3 if args.quick else 9)
+    large = f"GridAuth API key, SQLite {rows // 1000:,}k keys" if rows < 1_000_000 else None
+    large = large or f"GridAuth API key, SQLite {rows / 1_000_000:g}M keys"
 
     log("preparing configurations ...")
-    redis_call, redis_uri = apps.gridauth_redis()
-    cases = [
-        Case("bare Flask route", apps.bare()),
-        Case("Flask-HTTPAuth token (dict)", apps.httpauth_peer(), note="the peer"),
-        Case("GridAuth API key, memory", apps.gridauth_memory()),
-        Case("GridAuth API key, SQLite 1k keys", apps.gridauth_sqlite(apps.POOL)),
-        Case(f"GridAuth API key, SQLite {args.rows:,} keys", apps.gridauth_sqlite(args.rows)),
-        Case("GridAuth API key, Redis", redis_call),
-    ]
-    unit = [Case("redis-py GET (loopback)", apps.redis_get(), group="unit")]
-    try:
-        log(f"measuring {len(cases) + len(unit)} configurations: {rounds} rounds of {requests} requests ...")
-        measure(cases + unit, requests=requests, rounds=rounds)
-    finally:
-        apps.cleanup_redis(redis_uri)
+    with ExitStack() as stack:
+        redis_plain, redis_limited = apps.redis_uri(), apps.redis_uri()
+        for uri in (redis_plain, redis_limited):
+            stack.callback(apps.cleanup_redis, uri)
+        jwks_url, rsa_key = stack.enter_context(apps.jwks_server())
+        cases = [
+            apps.bare(),
+            apps.bare_post(),
+            apps.httpauth_peer(),
+            apps.jwt_extended_peer(),
+            apps.flask_limiter_alone(),
+            apps.api_key_memory(),
+            apps.api_key_sqlite(apps.POOL, "1k"),
+            apps.api_key_sqlite(rows, large.removeprefix("GridAuth API key, SQLite ").removesuffix(" keys")),
+            apps.api_key_redis(redis_plain),
+            apps.jwt_hs256(),
+            apps.jwt_rs256(jwks_url, rsa_key),
+            apps.signed(1),
+            apps.signed(2),
+            apps.api_key_memory(limited=True),
+            apps.api_key_redis(redis_limited, limited=True),
+        ]
+        for case in cases:
+            if case.group != "base" and not case.base:
+                case.base = apps.BARE_GET
+        units = [apps.redis_get(), apps.pyjwt_hs256(), apps.pyjwt_rs256(rsa_key), apps.ed25519_verify()]
+        log(f"measuring {len(cases) + len(units)} configurations: {rounds} rounds of {requests} requests ...")
+        measure(cases + units, requests=requests, rounds=rounds)
+        by = {c.name: c for c in cases + units}
+        trips = {name: round_trips(by[name].call) for name in (REDIS, REDIS_LIMITED)}
 
-    rows = table(cases, bare="bare Flask route", peer="Flask-HTTPAuth token (dict)")
-    by_name = {c.name: c.median_us for c in cases}
-    small = by_name["GridAuth API key, SQLite 1k keys"] - by_name["bare Flask route"]
-    large = by_name[f"GridAuth API key, SQLite {args.rows:,} keys"] - by_name["bare Flask route"]
-    redis_added = by_name["GridAuth API key, Redis"] - by_name["bare Flask route"]
-    get_us = unit[0].median_us
-    summary = [
-        f"- SQLite added cost, {args.rows:,} keys vs 1k keys: {large:.1f} µs vs {small:.1f} µs "
-        f"= {large / small:.2f}×" if small > 0 else "- SQLite: no added cost measured",
-        f"- Redis added cost {redis_added:.1f} µs = {redis_added / get_us:.2f}× one redis-py GET ({get_us:.1f} µs)",
+    results = targets(by, large, trips)
+    main_rows = table(cases, peer=PEER)
+    sections = [
+        ("Inside Flask: requests through test_client()", main_rows),
+        ("Unit figures (same run)", unit_table(units)),
+        ("Targets (ratios from this run)", target_rows(results)),
     ]
-    command = "make bench" if not args.quick else "python bench/run.py --quick"
-    write_results(args.output, [("API keys (issue 2)", rows + ["", *summary])], command)
-    print("\n".join(rows + ["", *summary]))
+    print("\n".join(main_rows), "", "\n".join(unit_table(units)), "", "\n".join(target_rows(results)), sep="\n")
+
+    if not args.no_server:
+        import server
+
+        server_rows, server_results = server.run(rows=rows, quick=args.quick)
+        print("", "\n".join(server_rows), "", "\n".join(target_rows(server_results)), sep="\n")
+        sections += [
+            ("Real server: the example app under gunicorn (2 workers), driven by wrk", server_rows),
+            ("Real-server targets", target_rows(server_results)),
+        ]
+
+    command = "make bench" if sys.argv[1:] == [] else "python bench/run.py " + shlex.join(sys.argv[1:])
+    header = [
+        *environment(),
+        f"- command: `{command}`",
+        f"- method: {rounds} interleaved rounds of {requests} requests per configuration in one process "
+        "(each round starts one configuration later), median of the rounds; '±' is half the range of the rounds. "
+        "Added µs = this configuration's median minus its bare route's (GET, or POST with the same 1 KB body "
+        "for signed requests). Ratios compare figures of this same run only.",
+    ]
+    write_results(args.output, header, sections)
     log(f"written to {args.output}")
 
 

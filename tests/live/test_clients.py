@@ -348,3 +348,51 @@ def test_no_secret_in_logs_or_bodies(live: LiveServer, caplog: pytest.LogCapture
     for secret in secrets_:
         assert secret not in caplog.text
         assert all(secret not in body for body in bodies)
+
+
+# -- the CLI, against the storage of a running server ------------------------------------------------------------------
+
+
+def flask_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``flask --app examples/quickstart.py gridauth ARGS`` in its own process, on the live test's instance folder."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "flask"), "--app", str(EXAMPLES / "quickstart.py"), "gridauth", *args],
+        env={**os.environ, "GRIDAUTH_API_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_manages_keys_of_a_running_server(serve: Callable[..., LiveServer]) -> None:
+    """Keys made, rotated and revoked with ``flask gridauth`` in another process take effect on the live server."""
+    live = serve(GRIDAUTH_STORAGE_URI=None)  # the default: <instance>/gridauth.db, which the CLI opens too
+    created = flask_cli("create-key", "--name", "from the shell", "--scopes", "read", "--quiet")
+    assert created.returncode == 0, created.stderr
+    raw = created.stdout.strip()
+    assert re.fullmatch(r"grd_live_[0-9a-f]{48}", raw)
+    assert get(f"{live.url}/boards", **bearer(raw)).status_code == 200
+
+    key_id = get(f"{live.url}/api/v1/api-keys", **bearer(TOKEN)).json()["data"][0]["id"]
+    listing = flask_cli("list-keys")
+    assert listing.returncode == 0 and key_id in listing.stdout and raw not in listing.stdout
+
+    rotated = flask_cli("rotate", key_id, "--quiet")
+    assert rotated.returncode == 0, rotated.stderr
+    new_raw = rotated.stdout.strip()
+    assert_error(get(f"{live.url}/boards", **bearer(raw)), 401)
+    assert get(f"{live.url}/boards", **bearer(new_raw)).status_code == 200
+
+    new_id = get(f"{live.url}/api/v1/me", **bearer(new_raw)).json()["id"]
+    revoked = flask_cli("revoke", new_id)
+    assert revoked.returncode == 0, revoked.stderr
+    assert_error(get(f"{live.url}/boards", **bearer(new_raw)), 401)
+
+    routes = flask_cli("routes")
+    assert routes.returncode == 0
+    assert re.search(r"^/boards\s+\S+\s+scopes: read\s", routes.stdout, flags=re.M), routes.stdout
+    assert re.search(r"^/\s+\S+\s+public\s", routes.stdout, flags=re.M), routes.stdout
+
+    bad = flask_cli("revoke", "key_does_not_exist")
+    assert bad.returncode == 1 and bad.stderr.startswith("Error:") and "Traceback" not in bad.stderr

@@ -165,6 +165,26 @@ class KeyManager:
             return validate_expires_at(expires_at)
         return None
 
+    def _validated(
+        self,
+        name: object,
+        scopes: object,
+        expires_in: object,
+        expires_at: object,
+        rate_limit: object,
+        metadata: object,
+    ) -> dict[str, Any]:
+        """The fields every new key shares, validated: name, scopes, times, limit and metadata."""
+        now = utcnow()
+        return {
+            "name": validate_name(name),
+            "scopes": validate_scopes(scopes),
+            "created_at": now,
+            "expires_at": self._expiry(expires_in, expires_at, now),
+            "rate_limit": validate_rate_limit(rate_limit),
+            "metadata": dict(validate_metadata(metadata)),
+        }
+
     def _store(self, record: KeyRecord) -> KeyRecord:
         stored = self.storage.add(record)
         logger.info(
@@ -187,28 +207,18 @@ class KeyManager:
         metadata: Mapping[str, Any] | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new API key: the record and the raw key, which is never available again."""
-        name = validate_name(name)
-        checked_scopes = validate_scopes(scopes)
+        fields = self._validated(name, scopes, expires_in, expires_at, rate_limit, metadata)
         env = validate_environment(environment)
-        now = utcnow()
-        expiry = self._expiry(expires_in, expires_at, now)
-        limit = validate_rate_limit(rate_limit)
-        meta = validate_metadata(metadata)
-        self._check_grant(by, checked_scopes)
+        self._check_grant(by, fields["scopes"])
         raw_key = generate_key(self.key_prefix, env)
         record = KeyRecord(
             id=new_key_id(),
-            name=name,
             type="api_key",
             lookup=hash_key(raw_key),
             prefix=display_prefix(raw_key, self.key_prefix),
-            scopes=checked_scopes,
             environment=env,
             owner=owner,
-            created_at=now,
-            expires_at=expiry,
-            metadata=dict(meta),
-            rate_limit=limit,
+            **fields,
         )
         return self._store(record), raw_key
 
@@ -228,28 +238,18 @@ class KeyManager:
         """Register an Ed25519 public key (standard base64 of its 32 raw bytes)."""
         from .credentials.signature import load_public_key
 
-        name = validate_name(name)
-        checked_scopes = validate_scopes(scopes)
-        now = utcnow()
-        expiry = self._expiry(expires_in, expires_at, now)
-        limit = validate_rate_limit(rate_limit)
-        meta = validate_metadata(metadata)
+        fields = self._validated(name, scopes, expires_in, expires_at, rate_limit, metadata)
         encoded, fingerprint = load_public_key(public_key)
-        self._check_grant(by, checked_scopes)
+        self._check_grant(by, fields["scopes"])
         record = KeyRecord(
             id=new_key_id(),
-            name=name,
             type="signing",
             lookup=fingerprint,
             prefix=fingerprint[:8],
-            scopes=checked_scopes,
             environment="live",
             owner=owner,
-            created_at=now,
-            expires_at=expiry,
-            metadata=dict(meta),
-            rate_limit=limit,
             public_key=encoded,
+            **fields,
         )
         try:
             return self._store(record)

@@ -59,6 +59,11 @@ def redis_uri(redis_server: str) -> Iterator[str]:
 
     A unique prefix (not FLUSHDB) keeps tests that run at the same time apart.
     """
+    yield from prefixed_redis_uri(redis_server)
+
+
+def prefixed_redis_uri(redis_server: str) -> Iterator[str]:
+    """Yield a Redis URI under a fresh key prefix, then delete every key under it."""
     import redis
 
     prefix = f"gridauth-test-{uuid.uuid4().hex[:12]}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from flask_gridauth.client import public_key_of, sign_request
 from flask_gridauth.keys import generate_key
 from flask_gridauth.ratelimit import MemoryCounters, RateLimits, address_bucket, mark_route_limit
 
-from .conftest import TOKEN, bearer, build_app, create_key
+from .conftest import TOKEN, bearer, build_app, create_key, prefixed_redis_uri
 
 LIMITED = {"GRIDAUTH_RATELIMIT_ENABLED": True}
 HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
@@ -50,13 +49,7 @@ def limits_of(app: Flask) -> RateLimits:
 @pytest.fixture
 def other_redis_uri(redis_server: str) -> Iterator[str]:
     """A second Redis URI with a key prefix of its own, deleted after the test."""
-    prefix = f"gridauth-test-{uuid.uuid4().hex[:12]}"
-    yield f"{redis_server}?key_prefix={prefix}"
-    client = redis.Redis.from_url(redis_server)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from prefixed_redis_uri(redis_server)
 
 
 # -- per-credential limits ---------------------------------------------------

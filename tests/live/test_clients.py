@@ -135,30 +135,65 @@ def test_httpx_client(live: LiveServer) -> None:
         assert_error(client.get(f"/api/v1/api-keys/key_{'0' * 24}", headers=bearer(TOKEN)), 404, "not_found")
 
 
-# -- curl: the README's own commands -----------------------------------------------------------------------------------
+# -- curl: the commands of the README and the docs, as written ---------------------------------------------------------
+
+RST_SHELL_RE = re.compile(r"^(\s*)\.\. code-block:: (?:bash|console|shell|sh)\s*$")
 
 
-def readme_curl_commands() -> list[str]:
-    """The ``curl`` commands of the README's bash blocks, continuation lines joined."""
-    text = (ROOT / "README.md").read_text()
-    commands: list[str] = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        joined = block.replace("\\\n", " ")
-        commands += [line.strip() for line in joined.splitlines() if line.strip().startswith("curl ")]
-    return commands
+def _curl_lines(block: str) -> list[str]:
+    joined = block.replace("\\\n", " ")
+    lines = [line.strip().removeprefix("$ ") for line in joined.splitlines()]
+    return [line for line in lines if line.startswith("curl ")]
+
+
+def documented_curl_commands() -> dict[str, list[str]]:
+    """Every ``curl`` command of the README's bash blocks and the docs' shell blocks, by page."""
+    found: dict[str, list[str]] = {}
+    readme = (ROOT / "README.md").read_text()
+    found["README.md"] = [
+        c for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) for c in _curl_lines(block)
+    ]
+    for page in sorted((ROOT / "docs").rglob("*.rst")):
+        if "_build" in page.parts:
+            continue
+        lines = page.read_text().splitlines()
+        commands: list[str] = []
+        for index, line in enumerate(lines):
+            match = RST_SHELL_RE.match(line)
+            if match is None:
+                continue
+            body = []
+            for text in lines[index + 1 :]:
+                if text.strip() and len(text) - len(text.lstrip()) <= len(match.group(1)):
+                    break
+                body.append(text)
+            commands += _curl_lines("\n".join(body))
+        if commands:
+            found[str(page.relative_to(ROOT))] = commands
+    return found
+
+
+CURL_COMMANDS = documented_curl_commands()
+
+
+def test_docs_show_curl() -> None:
+    """The README shows how to create a key and use it with curl (the collector found them)."""
+    assert len(CURL_COMMANDS.get("README.md", [])) >= 2
+    assert any("/api/v1/api-keys" in c for c in CURL_COMMANDS["README.md"])
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_readme_curl_commands(live: LiveServer) -> None:
-    """The README's curl commands, run as written against a live server: create a key, then use it."""
-    commands = readme_curl_commands()
-    assert len(commands) >= 2, "the README should show how to create a key and use it with curl"
+@pytest.mark.parametrize("page", sorted(CURL_COMMANDS))
+def test_documented_curl_commands(live: LiveServer, page: str) -> None:
+    """Each page's curl commands, run as written against a live server (only the address and secrets filled in)."""
     env = {**os.environ, "TOKEN": TOKEN}
-    raw_key = ""
-    for command in commands:
+    raw_key = create_key(live.url)["raw_key"]  # for a command that uses a key made earlier on the page
+    data: Any = None
+    for command in CURL_COMMANDS[page]:
         command = command.replace("http://127.0.0.1:8080", live.url).replace("grd_live_…", raw_key)
+        assert live.url in command, f"a documented curl command does not call the example server: {command}"
         done = subprocess.run(
-            ["bash", "-c", command + " -w '\\n%{http_code}'"],
+            ["bash", "-c", command + " -s -w '\\n%{http_code}'"],
             env=env,
             capture_output=True,
             text=True,
@@ -169,10 +204,10 @@ def test_readme_curl_commands(live: LiveServer) -> None:
         body, _, status = done.stdout.rpartition("\n")
         assert status.startswith("2"), (command, status, body)
         data = json.loads(body)
-        if "raw_key" in data:
+        if isinstance(data, dict) and "raw_key" in data:
             raw_key = data["raw_key"]
-    assert raw_key, "no README command created a key"
-    assert data == {"owner": "admin", "boards": ["main", "ideas"]}
+    if page == "README.md":
+        assert data == {"owner": "admin", "boards": ["main", "ideas"]}
 
 
 # -- signed requests ---------------------------------------------------------------------------------------------------

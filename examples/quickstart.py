@@ -8,6 +8,7 @@ On the first start it prints the bootstrap token once. Create a key with it:
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from typing import Any
@@ -15,15 +16,24 @@ from typing import Any
 from flask import Flask, request
 
 from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, dashboard_blueprint, public, require_scope
+from flask_gridauth.credentials.token import write_token_file
+
+
+def instance_secret(instance_path: str) -> str:
+    """A secret key kept in the instance folder (mode 0600): made once, then read by every worker and restart."""
+    path = os.path.join(instance_path, "secret-key.json")
+    # The token file's writer creates the file atomically and exclusively, so racing workers agree.
+    write_token_file(path, secrets.token_hex(32), replace=False)
+    with open(path, encoding="utf-8") as fh:
+        return str(json.load(fh)["token"])
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The example app: a few private routes, one public one, and the key blueprint."""
     app = Flask(__name__, instance_path=os.environ.get("GRIDAUTH_INSTANCE_PATH") or None)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
-    # Signs the dashboard's session cookie. A random key per start signs everyone out on restart;
-    # several workers must share one: set GRIDAUTH_SECRET_KEY.
-    app.config["SECRET_KEY"] = os.environ.get("GRIDAUTH_SECRET_KEY") or secrets.token_hex(32)
+    # Signs the dashboard's session cookie and the key-list cursors: every worker needs the same one.
+    app.config["SECRET_KEY"] = os.environ.get("GRIDAUTH_SECRET_KEY") or instance_secret(app.instance_path)
     app.config.update(config or {})
     GridAuth(app)
     app.register_blueprint(api_keys_blueprint, url_prefix="/api/v1")

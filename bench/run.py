@@ -72,7 +72,8 @@ def targets(by: dict[str, Case], large: str, trips: dict[str, float]) -> list[tu
 
     peer, memory = added(PEER), added(MEMORY)
     small, big = added(SQLITE_SMALL), added(large)
-    get, redis_limited = unit(GET), added(REDIS_LIMITED)
+    get, get_in_request = unit(GET), added(apps.REDIS_GET_IN_REQUEST)
+    redis_plain, redis_limited = added(REDIS), added(REDIS_LIMITED)
     hs, rs, jwt_peer = added(HS256), added(RS256), added(JWT_PEER)
     memory_ratio = by[apps.BARE_GET].median_us / by[MEMORY].median_us
     results = [
@@ -90,9 +91,15 @@ def targets(by: dict[str, Case], large: str, trips: dict[str, float]) -> list[tu
             trips[REDIS_LIMITED] <= 1.0 and trips[REDIS] <= 1.0,
         ),
         (
-            "Redis API key + limit adds ≤ 1.3× one GET",
-            f"{redis_limited:.1f} µs = {redis_limited / get:.2f}× GET ({get:.1f} µs)",
-            redis_limited <= 1.3 * get,
+            "Redis API key + limit adds ≤ 1.3× one GET (the GET made inside a request)",
+            f"{redis_limited:.1f} µs = {redis_limited / get_in_request:.2f}× the in-request GET "
+            f"({get_in_request:.1f} µs); {redis_limited / get:.2f}× a GET in a tight loop ({get:.1f} µs)",
+            redis_limited <= 1.3 * get_in_request,
+        ),
+        (
+            "Redis API key (limits off) adds ≤ 1.3× one GET (the GET made inside a request)",
+            f"{redis_plain:.1f} µs = {redis_plain / get_in_request:.2f}× the in-request GET",
+            redis_plain <= 1.3 * get_in_request,
         ),
         (
             "JWT HS256 adds ≤ PyJWT decode + 15 µs",
@@ -176,6 +183,7 @@ def main() -> None:
             apps.signed(2),
             apps.api_key_memory(limited=True),
             apps.api_key_redis(redis_limited, limited=True),
+            apps.redis_get_in_request(),
         ]
         for case in cases:
             if case.group != "base" and not case.base:

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from . import config as c
@@ -113,17 +113,20 @@ class GridAuthState:
 
     def before_request(self) -> None:
         """Authenticate the request and check its scopes, or raise the JSON error."""
-        method = request.method
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one context look-up, not one per use
+        method = req.method
         if method == "OPTIONS":
             return
         if not self.enabled:
             setattr(g, G_ATTR, self.disabled_principal)
             return
-        endpoint = request.endpoint
-        needs = self.requirement(endpoint, method)
+        endpoint = req.endpoint
+        needs = self._requirements.get((endpoint, method), _UNKNOWN)
+        if needs is _UNKNOWN:
+            needs = self.requirement(endpoint, method)
         if needs is None:
             return
-        principal = self.authenticate()
+        principal = self.authenticate(req)
         setattr(g, G_ATTR, principal)
         if endpoint is None:
             json_routing_error()  # authenticated, but no route matched
@@ -131,9 +134,14 @@ class GridAuthState:
             # Counted before the scope check: a 403 is a request too, and carries the headers.
             self.ratelimit.hit(principal, endpoint)
         required_all, required_any = needs
-        missing = [s for s in required_all if not principal.has_scope(s)]
-        if missing:
-            raise Forbidden.missing(missing)
+        held = principal.scopes
+        # Most requests need a scope the principal holds by name: set look-ups, no list built.
+        for scope in required_all:
+            if scope not in held:
+                missing = [s for s in required_all if not principal.has_scope(s)]
+                if missing:
+                    raise Forbidden.missing(missing)
+                break
         if required_any and not any(principal.has_scope(s) for s in required_any):
             raise Forbidden.missing(required_any)
 
@@ -143,9 +151,11 @@ class GridAuthState:
             self.ratelimit.add_headers(response)
         return response
 
-    def authenticate(self) -> Principal:
-        """The request's principal, or 401/429/503."""
-        environ = request.environ
+    def authenticate(self, req: Request | None = None) -> Principal:
+        """The request's principal, or 401/429/503; ``req`` is the current request, if the caller has it."""
+        if req is None:
+            req = request._get_current_object()  # type: ignore[attr-defined]
+        environ = req.environ
         try:
             credential = parse_credential(environ, key_prefix=self.key_prefix, signature_headers=self.signature_environ)
         except Unauthorized:
@@ -154,7 +164,7 @@ class GridAuthState:
         if credential is None:
             raise Unauthorized()
         if self.ratelimit is not None:
-            self.ratelimit.check_address(request.remote_addr)
+            self.ratelimit.check_address(req.remote_addr)
         return self.verify(credential, precount=True)
 
     def verify(self, credential: Credential, *, precount: bool = False) -> Principal:

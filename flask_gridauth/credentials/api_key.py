@@ -19,6 +19,12 @@ TOUCH_INTERVAL = timedelta(seconds=60)
 
 Expander = Callable[[Iterable[str]], frozenset[str]]
 
+#: Most principals kept by :func:`principal_for` (then the cache starts over).
+MAX_CACHED_PRINCIPALS = 4096
+# id(record), kind -> (record, expander, principal). The record is held, so its id cannot be
+# reused while the entry lives; a changed key is a new record object and misses.
+_principals: dict[tuple[int, str], tuple[KeyRecord, Expander, Principal]] = {}
+
 
 def check_record(record: KeyRecord, now: datetime) -> None:
     """Refuse a revoked or expired key; only its holder ever reads why."""
@@ -36,8 +42,21 @@ def touch_if_due(storage: Storage, record: KeyRecord, now: datetime) -> None:
 
 
 def principal_for(record: KeyRecord, kind: PrincipalKind, expand: Expander) -> Principal:
-    """The principal a stored key authenticates as."""
-    return Principal(kind=kind, id=record.id, owner=record.owner, scopes=expand(record.scopes), key=record)
+    """The principal a stored key authenticates as; the same record object gives the same principal.
+
+    Storage hands out one immutable record object per unchanged key (memory
+    always; SQLite and Redis while the stored row is unchanged), so this skips
+    rebuilding the principal and expanding its scopes on every request.
+    """
+    cache_key = (id(record), kind)
+    cached = _principals.get(cache_key)
+    if cached is not None and cached[0] is record and cached[1] == expand:
+        return cached[2]
+    principal = Principal(kind=kind, id=record.id, owner=record.owner, scopes=expand(record.scopes), key=record)
+    if len(_principals) >= MAX_CACHED_PRINCIPALS:
+        _principals.clear()
+    _principals[cache_key] = (record, expand, principal)
+    return principal
 
 
 def verify_api_key(raw_key: str, *, pattern: Pattern[str], storage: Storage, expand: Expander) -> Principal:

@@ -6,6 +6,7 @@ with a generic 401 anything non-ASCII, oversized, malformed or ambiguous.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 from collections.abc import Mapping
@@ -81,7 +82,7 @@ def parse_credential(
         header_key = _clean(api_key_header)
         if token is not None and not hmac.compare_digest(token.encode(), header_key.encode()):
             raise Unauthorized()
-        if not header_key.startswith((f"{key_prefix}_live_", f"{key_prefix}_test_")):
+        if not header_key.startswith(key_starts(key_prefix)):
             raise Unauthorized()
         return Credential("api_key", header_key)
     if token is None:
@@ -89,9 +90,15 @@ def parse_credential(
     return classify_token(token, key_prefix)
 
 
+@functools.lru_cache(maxsize=16)
+def key_starts(key_prefix: str) -> tuple[str, str]:
+    """What an API key with this prefix starts with: ``<prefix>_live_`` or ``<prefix>_test_``."""
+    return f"{key_prefix}_live_", f"{key_prefix}_test_"
+
+
 def classify_token(token: str, key_prefix: str) -> Credential:
     """Tell an API key, a JWT and the bootstrap token apart by shape alone."""
-    if token.startswith((f"{key_prefix}_live_", f"{key_prefix}_test_")):
+    if token.startswith(key_starts(key_prefix)):
         return Credential("api_key", token)
     if token.startswith("eyJ"):
         if not JWT_RE.fullmatch(token):

@@ -113,6 +113,9 @@ end
 return out
 """
 
+#: Most decoded records :meth:`RedisStorage.find` keeps (then the cache starts over).
+MAX_CACHED_RECORDS = 4096
+
 #: Optimistic retries of one update before giving up with StorageError.
 _CAS_ATTEMPTS = 20
 
@@ -206,6 +209,9 @@ class RedisStorage(Storage):
         self._cas = self.client.register_script(_CAS)
         self._find_count = self.client.register_script(_FIND_COUNT)
         self._no_script: type[Exception] = redis_module.exceptions.NoScriptError
+        # (d, u) as read -> their record: an unchanged stored key decodes to the same immutable
+        # record object, so its JSON is parsed once rather than on every request.
+        self._records: dict[tuple[bytes, bytes | None], KeyRecord] = {}
 
     def key(self, *parts: str) -> str:
         """A Redis key under this storage's prefix."""
@@ -245,7 +251,23 @@ class RedisStorage(Storage):
         with self._errors():
             # execute_command skips redis-py's response callbacks: a plain list, decoded once by _load.
             pair = self.client.execute_command("HMGET", self.key("rec", lookup), "d", "u")  # type: ignore[no-untyped-call]
-        return _load(pair)
+        return self._decode(pair)
+
+    def _decode(self, reply: list[Any]) -> KeyRecord | None:
+        """:func:`_load` of ``reply[:2]``, cached by the bytes read."""
+        if not reply or reply[0] is None:
+            return None
+        pair = (reply[0], reply[1])
+        records = self._records
+        record = records.get(pair)
+        if record is None:
+            record = _load(reply)
+            if record is None:  # pragma: no cover - _load returns None only without d
+                return None
+            if len(records) >= MAX_CACHED_RECORDS:
+                records.clear()
+            records[pair] = record
+        return record
 
     def find_counted(
         self,
@@ -276,7 +298,7 @@ class RedisStorage(Storage):
                 reply = self._find_count(keys=[key], args=args)
         if not reply:
             return None, False, None
-        record = _load(reply)
+        record = self._decode(reply)
         if len(reply) < 3:
             return record, False, None
         if len(reply) == 3:

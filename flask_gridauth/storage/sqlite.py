@@ -52,6 +52,9 @@ _COLUMNS = (
     "seq, id, lookup, name, type, prefix, scopes, environment, owner,"
     " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key"
 )
+_FIND_SQL = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE lookup = ?"  # noqa: S608 - fixed columns
+#: Most decoded rows :meth:`SQLiteStorage.find` keeps (then the cache starts over).
+MAX_CACHED_ROWS = 4096
 _TIME_FIELDS = frozenset({"expires_at", "revoked_at"})
 _JSON_FIELDS = frozenset({"scopes", "metadata"})
 
@@ -98,6 +101,9 @@ class SQLiteStorage(Storage):
         self._local = threading.local()
         self._schema_ready = False
         self._claims = 0
+        # Row tuple -> its record: an unchanged row (every column equal) decodes to the same
+        # immutable record object, so a key's JSON and timestamps are parsed once, not per request.
+        self._rows: dict[tuple[Any, ...], KeyRecord] = {}
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
@@ -120,13 +126,16 @@ class SQLiteStorage(Storage):
         conn: sqlite3.Connection = local.conn
         return conn
 
+    def _error(self, exc: sqlite3.Error) -> StorageError:
+        # The driver's message never names a key: safe to keep. The path tells an operator which file.
+        return StorageError(f"SQLite storage {self.path} failed: {type(exc).__name__}: {exc}")
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
         except sqlite3.Error as exc:
-            # The driver's message never names a key: safe to keep. The path tells an operator which file.
-            raise StorageError(f"SQLite storage {self.path} failed: {type(exc).__name__}: {exc}") from None
+            raise self._error(exc) from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -185,8 +194,21 @@ class SQLiteStorage(Storage):
         return self._one("id", key_id)
 
     def find(self, lookup: str) -> KeyRecord | None:
-        """The key with this hash or fingerprint: one indexed SELECT."""
-        return self._one("lookup", lookup)
+        """The key with this hash or fingerprint: one indexed SELECT (the hot path)."""
+        try:
+            row = self._conn.execute(_FIND_SQL, (lookup,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        if row is None:
+            return None
+        rows = self._rows
+        record = rows.get(row)
+        if record is None:
+            record = _record(row)
+            if len(rows) >= MAX_CACHED_ROWS:
+                rows.clear()
+            rows[row] = record
+        return record
 
     def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
         """Keys newest first, by ``seq``."""

@@ -1,0 +1,276 @@
+"""The real-server run: the example app under gunicorn (2 workers, 127.0.0.1, a free port), driven by wrk.
+
+Two servers run side by side: one on the SQLite file with 1,000,000 keys and
+rate limits off (its public ``/`` is the bare route, ``/boards`` the API-key
+route), one on Redis with the per-key limit on. wrk drives each configuration
+for a bounded time, round-robin, and reports requests/second and p50/p99/p99.9
+latency, given here as ratios to the bare route. Without wrk (Debian package
+``wrk``), a bounded Python load generator stands in, and the table says so.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apps
+from harness import log, percentile
+
+BENCH = Path(__file__).resolve().parent
+#: Longest a server may take to answer its first request.
+START_TIMEOUT = 30.0
+#: wrk threads and connections: two sync workers serve two requests at a time.
+THREADS, CONNECTIONS = 1, 4
+
+_LUA = """
+local keys = {%(keys)s}
+local path = "%(path)s"
+local requests = {}
+local i = 0
+init = function(args)
+  for n, key in ipairs(keys) do
+    requests[n] = wrk.format("GET", path, {["Authorization"] = "Bearer " .. key})
+  end
+end
+request = function()
+  i = i + 1
+  return requests[(i %% #requests) + 1]
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"non2xx\\": %%d, \\"errors\\": %%d," ..
+    " \\"p50\\": %%d, \\"p99\\": %%d, \\"p999\\": %%d}\\n",
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+"""
+
+
+@dataclass
+class Load:
+    """One configuration driven against a server: its path and the keys it cycles through."""
+
+    name: str
+    port: int
+    path: str
+    keys: list[str]
+    script: Path | None = None
+    runs: list[dict[str, float]] = field(default_factory=list)
+
+    def median(self, metric: str) -> float:
+        """The median of ``metric`` over the rounds."""
+        return statistics.median(run[metric] for run in self.runs)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(config: dict[str, Any], workdir: Path, name: str) -> Iterator[int]:
+    """The example app under gunicorn with ``config``; yields its port and stops it (only this process group)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRIDAUTH_BENCH_CONFIG": json.dumps(config),
+        "GRIDAUTH_INSTANCE_PATH": str(workdir / f"instance-{name}"),
+        "GRIDAUTH_SECRET_KEY": "bench-secret-key-" + name,
+        "PYTHONPATH": str(BENCH.parent),
+    }
+    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+    command += ["--chdir", str(BENCH), "--log-level", "warning", "server_app:app"]
+    with open(workdir / f"gunicorn-{name}.log", "wb") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _answers(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                log((workdir / f"gunicorn-{name}.log").read_text()[-2000:])
+                raise SystemExit(f"gunicorn ({name}) did not start")
+            time.sleep(0.2)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def _answers(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        conn.request("GET", "/")
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except OSError:
+        return False
+
+
+def wrk_script(load: Load, workdir: Path) -> Path:
+    """A wrk Lua script cycling ``load.keys`` (pre-formatted requests); kept in the private work dir."""
+    path = workdir / f"load-{load.port}-{load.path.strip('/') or 'root'}.lua"
+    keys = ", ".join(f'"{k}"' for k in load.keys)
+    path.write_text(_LUA % {"keys": keys, "path": load.path})
+    path.chmod(0o600)
+    return path
+
+
+def drive_wrk(load: Load, seconds: int) -> dict[str, float]:
+    """One wrk run of ``seconds`` against ``load``; its figures (latencies in µs)."""
+    assert load.script is not None
+    command = ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--timeout", "5s"]
+    command += ["-s", str(load.script), f"http://127.0.0.1:{load.port}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=True)
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    data = json.loads(line.removeprefix("RESULT "))
+    if data["non2xx"] or data["errors"]:
+        raise SystemExit(f"{load.name}: {data['non2xx']} non-2xx answers and {data['errors']} socket errors")
+    return {
+        "rps": data["requests"] / (data["duration_us"] / 1e6),
+        "p50": data["p50"],
+        "p99": data["p99"],
+        "p999": data["p999"],
+    }
+
+
+def drive_python(load: Load, seconds: int) -> dict[str, float]:
+    """The fallback load generator: CONNECTIONS threads with keep-alive-free requests, bounded in time."""
+    latencies: list[float] = []
+    failures = [0]
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        n = offset
+        own: list[float] = []
+        while time.monotonic() < stop:
+            key = load.keys[n % len(load.keys)]
+            n += CONNECTIONS
+            started = time.perf_counter()
+            conn = http.client.HTTPConnection("127.0.0.1", load.port, timeout=5)
+            try:
+                conn.request("GET", load.path, headers={"Authorization": f"Bearer {key}"})
+                status = conn.getresponse().status
+            finally:
+                conn.close()
+            own.append((time.perf_counter() - started) * 1e6)
+            if status != 200:
+                failures[0] += 1
+        with lock:
+            latencies.extend(own)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    if failures[0]:
+        raise SystemExit(f"{load.name}: {failures[0]} answers were not 200")
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "p999": percentile(latencies, 99.9),
+    }
+
+
+def run(*, rows: int, quick: bool) -> tuple[list[str], list[tuple[str, str, bool]]]:
+    """Start both servers, drive every configuration round-robin, and return the table rows and targets."""
+    have_wrk = shutil.which("wrk") is not None
+    seconds, rounds = (2, 1) if quick else (5, 2)
+    drive = drive_wrk if have_wrk else drive_python
+    tool = "wrk" if have_wrk else "a Python load generator (wrk is not installed)"
+    path, sqlite_keys = apps.sqlite_db(rows)
+    redis_uri = apps.redis_uri("gridauth-bench-server")
+    log(f"real-server run: gunicorn, 2 workers; {tool}; {rounds} round(s) of {seconds} s per configuration ...")
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gridauth-bench-server-")))
+        stack.callback(apps.cleanup_redis, redis_uri)
+        redis_app = apps.gridauth_app(redis_uri)
+        redis_keys = apps.with_keys(redis_app)
+        base = {"GRIDAUTH_API_TOKEN": apps.TOKEN}
+        sqlite_port = stack.enter_context(
+            gunicorn(
+                {**base, "GRIDAUTH_STORAGE_URI": f"sqlite:///{path}", "GRIDAUTH_RATELIMIT_ENABLED": False},
+                workdir,
+                "sqlite",
+            )
+        )
+        redis_port = stack.enter_context(
+            gunicorn(
+                {
+                    **base,
+                    "GRIDAUTH_STORAGE_URI": redis_uri,
+                    "GRIDAUTH_RATELIMIT_ENABLED": True,
+                    "GRIDAUTH_RATELIMIT_API_KEY": apps.LIMIT,
+                },
+                workdir,
+                "redis",
+            )
+        )
+        big = f"{rows / 1_000_000:g}M" if rows >= 1_000_000 else f"{rows // 1000}k"
+        loads = [
+            Load("bare route (public /)", sqlite_port, "/", sqlite_keys),
+            Load(f"GridAuth API key, SQLite {big} keys (/boards)", sqlite_port, "/boards", sqlite_keys),
+            Load("GridAuth API key + per-key limit, Redis (/boards)", redis_port, "/boards", redis_keys),
+        ]
+        for load in loads:
+            load.script = wrk_script(load, workdir)
+            drive(load, 1)  # warm-up: imports, connections, first-use writes
+        for _ in range(rounds):
+            for load in loads:
+                load.runs.append(drive(load, seconds))
+    bare = loads[0]
+    rows_out = [
+        f"Load: {tool}, {CONNECTIONS} connections, {rounds} round(s) of {seconds} s per configuration, "
+        "round-robin; medians of the rounds. Latency ratios are to the bare route's.",
+        "",
+        "| configuration | req/s | vs bare | p50 µs | vs bare | p99 µs | vs bare | p99.9 µs | vs bare |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for load in loads:
+        cells = [f"{load.median('rps'):,.0f}", f"{load.median('rps') / bare.median('rps'):.2f}"]
+        for metric in ("p50", "p99", "p999"):
+            cells += [f"{load.median(metric):,.0f}", f"{load.median(metric) / bare.median(metric):.2f}"]
+        rows_out.append(f"| {load.name} | " + " | ".join(cells) + " |")
+    sqlite, limited = loads[1], loads[2]
+    sqlite_ratio = sqlite.median("rps") / bare.median("rps")
+    tail = sqlite.median("p999") / bare.median("p999")
+    results = [
+        (f"SQLite {big} keys ≥ 0.85 of bare throughput under gunicorn", f"{sqlite_ratio:.2f}", sqlite_ratio >= 0.85),
+        (
+            f"SQLite {big} keys: no checkpoint stalls (p99.9 within 2× bare's)",
+            f"p99.9 {sqlite.median('p999'):,.0f} µs = {tail:.2f}× bare",
+            tail <= 2.0,
+        ),
+        (
+            "Redis API key + limit: throughput vs bare (reported)",
+            f"{limited.median('rps') / bare.median('rps'):.2f}",
+            True,
+        ),
+    ]
+    return rows_out, results

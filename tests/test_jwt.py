@@ -205,6 +205,14 @@ def test_hs256_all_scopes_issuer(client: Any) -> None:
     assert me["owner"] == "4b0c-supa-user"
 
 
+def test_sub_naming_the_token_owner_is_refused(client: Any) -> None:
+    """A JWT whose sub is the bootstrap token's owner is refused, so it never inherits the token's keys."""
+    token = jwt.encode(supa_claims(sub="admin"), SUPA_SECRET, algorithm="HS256")
+    assert_generic_401(client.get("/api/v1/me", headers=auth(token)))
+    other = jwt.encode(supa_claims(sub="admin2"), SUPA_SECRET, algorithm="HS256")
+    assert client.get("/api/v1/me", headers=auth(other)).status_code == 200
+
+
 def test_jwt_scopes_gate_routes(client: Any, rsa: SigningKey) -> None:
     """Scopes from the claim gate @require_scope routes: 403 when missing, 200 when held."""
     reader = rsa.sign(clerk_claims(permissions=["read"]))

@@ -79,9 +79,11 @@ class Issuer:
 class JWTVerifier:
     """Verifies JWTs from the issuers of ``GRIDAUTH_JWT_ISSUERS``."""
 
-    def __init__(self, issuers: Iterable[Issuer], *, expand: Expander) -> None:
+    def __init__(self, issuers: Iterable[Issuer], *, expand: Expander, reserved_owners: Iterable[str] = ()) -> None:
         self.issuers: dict[str, Issuer] = {issuer.name: issuer for issuer in issuers}
         self._expand = expand
+        #: Subjects refused because they name an owner that is not a JWT user's (the bootstrap token's).
+        self.reserved_owners = frozenset(reserved_owners)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, expand: Expander) -> JWTVerifier:
@@ -99,7 +101,9 @@ class JWTVerifier:
             if any(other.name == issuer.name for other in issuers):
                 raise ConfigurationError(f"{c.JWT_ISSUERS}: issuer {issuer.name!r} is listed twice")
             issuers.append(issuer)
-        return cls(issuers, expand=expand)
+        # A JWT whose sub were the bootstrap token's owner would see and change the keys the token made.
+        owner = config.get(c.TOKEN_OWNER)
+        return cls(issuers, expand=expand, reserved_owners=(owner,) if isinstance(owner, str) else ())
 
     def verify(self, token: str) -> Principal:
         """The token's principal, or :class:`Unauthorized` with the generic message.
@@ -148,6 +152,8 @@ class JWTVerifier:
             valid = False
         if not valid:
             _reject("bad signature", issuer)
+        if subject in self.reserved_owners:
+            _reject("sub names the bootstrap token's owner (GRIDAUTH_TOKEN_OWNER)", issuer)
 
         return Principal(
             kind="jwt",

@@ -1,8 +1,9 @@
 """The real-server run: the example app under gunicorn (2 workers, 127.0.0.1, a free port), driven by wrk.
 
-Two servers run side by side: one on the SQLite file with 1,000,000 keys and
+Three servers run side by side: one on the SQLite file with 1,000,000 keys and
 rate limits off (its public ``/`` is the bare route, ``/boards`` the API-key
-route), one on Redis with the per-key limit on. wrk drives each configuration
+route), one on memory storage (1,000 keys in each worker), and one on Redis
+with the per-key limit on. wrk drives each configuration
 for a bounded time, round-robin, and reports requests/second and p50/p99/p99.9
 latency, given here as ratios to the bare route. Without wrk (Debian package
 ``wrk``), a bounded Python load generator stands in, and the table says so.
@@ -30,6 +31,8 @@ from typing import Any
 
 import apps
 from harness import log, percentile
+
+from flask_gridauth.keys import generate_key
 
 BENCH = Path(__file__).resolve().parent
 #: Longest a server may take to answer its first request.
@@ -86,11 +89,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(config: dict[str, Any], workdir: Path, name: str) -> Iterator[int]:
+def gunicorn(config: dict[str, Any], workdir: Path, name: str, **extra_env: str) -> Iterator[int]:
     """The example app under gunicorn with ``config``; yields its port and stops it (only this process group)."""
     port = free_port()
     env = {
         **os.environ,
+        **extra_env,
         "GRIDAUTH_BENCH_CONFIG": json.dumps(config),
         "GRIDAUTH_INSTANCE_PATH": str(workdir / f"instance-{name}"),
         "GRIDAUTH_SECRET_KEY": "bench-secret-key-" + name,
@@ -213,6 +217,18 @@ def run(*, rows: int, quick: bool) -> tuple[list[str], list[tuple[str, str, bool
         redis_app = apps.gridauth_app(redis_uri)
         redis_keys = apps.with_keys(redis_app)
         base = {"GRIDAUTH_API_TOKEN": apps.TOKEN}
+        memory_keys = [generate_key("grd") for _ in range(apps.POOL)]
+        keys_file = workdir / "memory-keys.json"
+        keys_file.write_text(json.dumps(memory_keys))
+        keys_file.chmod(0o600)
+        memory_port = stack.enter_context(
+            gunicorn(
+                {**base, "GRIDAUTH_STORAGE_URI": "memory://", "GRIDAUTH_RATELIMIT_ENABLED": False},
+                workdir,
+                "memory",
+                GRIDAUTH_BENCH_MEMORY_KEYS=str(keys_file),
+            )
+        )
         sqlite_port = stack.enter_context(
             gunicorn(
                 {**base, "GRIDAUTH_STORAGE_URI": f"sqlite:///{path}", "GRIDAUTH_RATELIMIT_ENABLED": False},
@@ -235,6 +251,7 @@ def run(*, rows: int, quick: bool) -> tuple[list[str], list[tuple[str, str, bool
         big = f"{rows / 1_000_000:g}M" if rows >= 1_000_000 else f"{rows // 1000}k"
         loads = [
             Load("bare route (public /)", sqlite_port, "/", sqlite_keys),
+            Load("GridAuth API key, memory (/boards)", memory_port, "/boards", memory_keys),
             Load(f"GridAuth API key, SQLite {big} keys (/boards)", sqlite_port, "/boards", sqlite_keys),
             Load("GridAuth API key + per-key limit, Redis (/boards)", redis_port, "/boards", redis_keys),
         ]
@@ -257,10 +274,12 @@ def run(*, rows: int, quick: bool) -> tuple[list[str], list[tuple[str, str, bool
         for metric in ("p50", "p99", "p999"):
             cells += [f"{load.median(metric):,.0f}", f"{load.median(metric) / bare.median(metric):.2f}"]
         rows_out.append(f"| {load.name} | " + " | ".join(cells) + " |")
-    sqlite, limited = loads[1], loads[2]
+    memory, sqlite, limited = loads[1], loads[2], loads[3]
+    memory_ratio = memory.median("rps") / bare.median("rps")
     sqlite_ratio = sqlite.median("rps") / bare.median("rps")
     tail = sqlite.median("p999") / bare.median("p999")
     results = [
+        ("API key on memory ≥ 0.95 of bare throughput under gunicorn", f"{memory_ratio:.2f}", memory_ratio >= 0.95),
         (f"SQLite {big} keys ≥ 0.85 of bare throughput under gunicorn", f"{sqlite_ratio:.2f}", sqlite_ratio >= 0.85),
         (
             f"SQLite {big} keys: no checkpoint stalls (p99.9 within 2× bare's)",

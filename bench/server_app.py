@@ -2,7 +2,9 @@
 
 ``GRIDAUTH_BENCH_CONFIG`` (JSON) holds the Flask config the bench chooses: the
 storage URI and the rate-limit settings. The app's public ``/`` is the bare
-route; ``/boards`` is the authenticated one.
+route; ``/boards`` is the authenticated one. With memory storage, which each
+worker holds for itself, ``GRIDAUTH_BENCH_MEMORY_KEYS`` names a JSON file of
+raw keys that every worker stores at start-up.
 """
 
 from __future__ import annotations
@@ -16,4 +18,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
 from quickstart import create_app  # noqa: E402
 
+from flask_gridauth.keys import display_prefix, hash_key  # noqa: E402
+from flask_gridauth.records import KeyRecord, new_key_id, utcnow  # noqa: E402
+
 app = create_app(json.loads(os.environ.get("GRIDAUTH_BENCH_CONFIG", "{}")))
+
+_memory_keys = os.environ.get("GRIDAUTH_BENCH_MEMORY_KEYS")
+if _memory_keys:
+    _storage = app.extensions["gridauth"].storage
+    for _n, _raw in enumerate(json.loads(Path(_memory_keys).read_text())):
+        _storage.add(
+            KeyRecord(
+                id=new_key_id(),
+                name=f"bench {_n}",
+                type="api_key",
+                lookup=hash_key(_raw),
+                prefix=display_prefix(_raw, "grd"),
+                scopes=("read",),
+                environment="live",
+                owner="bench",
+                created_at=utcnow(),
+            )
+        )

@@ -3,12 +3,22 @@
 One connection per thread (and per process, so a fork never shares one), WAL
 so readers never wait for writers, ``synchronous=NORMAL`` so a commit does not
 fsync, a busy timeout, and ``BEGIN IMMEDIATE`` for writes that read first.
+
+``last_used_at`` writes are coalesced: a key's first use is written at once,
+and its later refreshes (at most one a minute per key) are gathered in this
+process and written together in one transaction at most once per
+:data:`TOUCH_FLUSH_INTERVAL`, by the first request after it. Many keys in use
+then cost one short write a second instead of one each, so requests rarely
+meet the write lock or a WAL checkpoint. This process reads its own pending
+refreshes at once; other processes see them after the next flush. A flush
+that fails (the file is locked) is kept and retried; it never fails a request.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -21,6 +31,8 @@ from typing import Any
 from ..errors import StorageError
 from ..records import KeyRecord
 from .base import KeyExistsError, Storage, check_changes
+
+logger = logging.getLogger("flask_gridauth")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gridauth_keys (
@@ -52,6 +64,9 @@ _COLUMNS = (
     "seq, id, lookup, name, type, prefix, scopes, environment, owner,"
     " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key"
 )
+#: Seconds between two writes of gathered ``last_used_at`` refreshes.
+TOUCH_FLUSH_INTERVAL = 1.0
+_TOUCH_SQL = "UPDATE gridauth_keys SET last_used_at = ? WHERE id = ?"
 _FIND_SQL = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE lookup = ?"  # noqa: S608 - fixed columns
 #: Most decoded rows :meth:`SQLiteStorage.find` keeps (then the cache starts over).
 MAX_CACHED_ROWS = 4096
@@ -104,6 +119,10 @@ class SQLiteStorage(Storage):
         # Row tuple -> its record: an unchanged row (every column equal) decodes to the same
         # immutable record object, so a key's JSON and timestamps are parsed once, not per request.
         self._rows: dict[tuple[Any, ...], KeyRecord] = {}
+        # Key id -> last_used_at (epoch seconds) not yet written; see the module docstring.
+        self._pending: dict[str, float] = {}
+        self._pending_lock = threading.Lock()
+        self._flush_at = 0.0
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
@@ -189,9 +208,15 @@ class SQLiteStorage(Storage):
             row = self._conn.execute(sql, (value,)).fetchone()
         return None if row is None else _record(row)
 
+    def _with_pending(self, record: KeyRecord) -> KeyRecord:
+        """``record`` with this process's refresh of its ``last_used_at`` that is not written yet."""
+        used = self._pending.get(record.id)
+        return record if used is None else dataclasses.replace(record, last_used_at=_dt(used))
+
     def get(self, key_id: str) -> KeyRecord | None:
         """The key with this id."""
-        return self._one("id", key_id)
+        record = self._one("id", key_id)
+        return self._with_pending(record) if record is not None and self._pending else record
 
     def find(self, lookup: str) -> KeyRecord | None:
         """The key with this hash or fingerprint: one indexed SELECT (the hot path)."""
@@ -208,6 +233,10 @@ class SQLiteStorage(Storage):
             if len(rows) >= MAX_CACHED_ROWS:
                 rows.clear()
             rows[row] = record
+        if self._pending:
+            if time.monotonic() >= self._flush_at:
+                self._flush_quietly()
+            return self._with_pending(record)
         return record
 
     def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
@@ -224,7 +253,8 @@ class SQLiteStorage(Storage):
         with self._errors():
             sql = f"SELECT {_COLUMNS} FROM gridauth_keys{where} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - fixed clauses
             rows = self._conn.execute(sql, (*params, limit)).fetchall()
-        return [_record(row) for row in rows]
+        records = [_record(row) for row in rows]
+        return [self._with_pending(r) for r in records] if self._pending else records
 
     def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
         """Change the named fields in one statement."""
@@ -245,9 +275,38 @@ class SQLiteStorage(Storage):
         return self.get(key_id)
 
     def touch(self, record: KeyRecord, when: datetime) -> None:
-        """Set ``last_used_at`` in autocommit: one short write, no fsync under WAL."""
-        with self._errors():
-            self._conn.execute("UPDATE gridauth_keys SET last_used_at = ? WHERE id = ?", (when.timestamp(), record.id))
+        """Set ``last_used_at``: a first use at once, a refresh with the next flush (see the module docstring)."""
+        if record.last_used_at is None:
+            with self._errors():
+                self._conn.execute(_TOUCH_SQL, (when.timestamp(), record.id))
+            return
+        with self._pending_lock:
+            self._pending[record.id] = when.timestamp()
+        if time.monotonic() >= self._flush_at:
+            self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        # A request never fails for a refresh it does not need: a failed flush is kept and retried.
+        try:
+            self.flush()
+        except StorageError as exc:
+            logger.warning("could not write last_used_at refreshes yet (retrying later): %s", exc)
+
+    def flush(self) -> None:
+        """Write the gathered ``last_used_at`` refreshes in one transaction; ``StorageError`` keeps them."""
+        with self._pending_lock:
+            batch, self._pending = self._pending, {}
+            self._flush_at = time.monotonic() + TOUCH_FLUSH_INTERVAL
+        if not batch:
+            return
+        try:
+            with self._write() as conn:
+                conn.executemany(_TOUCH_SQL, [(used, key_id) for key_id, used in batch.items()])
+        except StorageError:
+            with self._pending_lock:
+                # Put them back (a newer refresh made meanwhile wins) for the next flush.
+                self._pending = {**batch, **self._pending}
+            raise
 
     def claim_once(self, token: str, ttl: float) -> bool:
         """Insert ``token``, or take over an expired row; a live row means a replay."""
@@ -271,7 +330,12 @@ class SQLiteStorage(Storage):
             self._conn.execute("SELECT 1 FROM gridauth_keys LIMIT 1").fetchall()
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Write pending ``last_used_at`` refreshes, then close this thread's connection."""
+        if self._pending:
+            try:
+                self.flush()
+            except StorageError:
+                pass  # closing anyway: a usage timestamp is not worth failing a shutdown for
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()

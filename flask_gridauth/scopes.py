@@ -75,8 +75,12 @@ def _check(required_all: tuple[str, ...], required_any: tuple[str, ...]) -> None
         raise RuntimeError("GridAuth is not initialised on this app: call GridAuth(app) or auth.init_app(app).")
     principal = g.get(G_ATTR)
     if principal is None:
-        # The hook only leaves no principal for public requests and OPTIONS.
-        return
+        # The hook authenticates every request that reaches a scope-marked view (the marks
+        # override @public), except an OPTIONS request, which it leaves to Flask. A view that
+        # serves OPTIONS itself would then run unauthenticated: refuse instead.
+        from .errors import Unauthorized
+
+        raise Unauthorized()
     missing = [s for s in required_all if not principal.has_scope(s)]
     if missing:
         raise Forbidden.missing(missing)
@@ -148,14 +152,20 @@ def view_requirement(
 ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """What a view needs: ``None`` if public, else ``(all_of, any_of)``.
 
-    A view without a scope decorator needs the scope its method maps to.
+    A view without a scope decorator needs the scope its method maps to. A
+    scope decorator wins over ``@public`` stacked with it, in either order:
+    a contradiction fails closed. HEAD, which Flask serves with the GET view,
+    needs GET's scope when the table does not name HEAD.
     """
-    if getattr(view, PUBLIC_ATTR, False):
-        return None
     required_all: tuple[str, ...] = getattr(view, ALL_ATTR, ())
     required_any: tuple[str, ...] = getattr(view, ANY_ATTR, ())
-    if not required_all and not required_any and method_scopes and not getattr(view, AUTHENTICATED_ATTR, False):
+    authenticated_only = getattr(view, AUTHENTICATED_ATTR, False)
+    if getattr(view, PUBLIC_ATTR, False) and not (required_all or required_any or authenticated_only):
+        return None
+    if not required_all and not required_any and method_scopes and not authenticated_only:
         default = method_scopes.get(method)
+        if method == "HEAD" and "HEAD" not in method_scopes:
+            default = method_scopes.get("GET")
         if default:
             required_all = (default,)
     return required_all, required_any

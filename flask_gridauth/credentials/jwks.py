@@ -105,7 +105,10 @@ def parse_jwk(jwk: object, algorithms: frozenset[str]) -> VerificationKey | None
         return None
     alg = jwk.get("alg")
     kid = jwk.get("kid")
-    if (alg is not None and alg not in algorithms) or (kid is not None and not isinstance(kid, str)):
+    # Types first: a list or object "alg" is unhashable, and must skip the key, not fail the set.
+    if (alg is not None and not isinstance(alg, str)) or (kid is not None and not isinstance(kid, str)):
+        return None
+    if alg is not None and alg not in algorithms:
         return None
     try:
         key = PyJWK(jwk).key
@@ -121,7 +124,7 @@ def parse_jwks(body: bytes, algorithms: frozenset[str]) -> dict[str | None, Veri
     """The usable keys of a JWKS document by ``kid``; :class:`JWKSError` if it holds none."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise JWKSError("the response is not JSON") from None
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):

@@ -114,7 +114,15 @@ def json_body(allowed: frozenset[str], *, optional: bool = False) -> dict[str, A
     """The request body as a JSON object with only ``allowed`` fields, else 413/422."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise PayloadTooLarge()
-    data = request.get_data(cache=True)
+    configured = request.max_content_length
+    if request.content_length is None and (configured is None or configured > MAX_BODY):
+        # A streamed (chunked) body has no length to check first: stop reading one byte past the
+        # limit (werkzeug then raises 413) instead of holding whatever the client keeps sending.
+        request.max_content_length = MAX_BODY + 1
+    try:
+        data = request.get_data(cache=True)
+    finally:
+        request.max_content_length = configured
     if len(data) > MAX_BODY:
         raise PayloadTooLarge()
     if not data.strip():
@@ -157,6 +165,15 @@ def _requested_owner(principal: Principal, value: object, field: str) -> str:
     if not principal.is_superuser and owner != principal.owner:
         raise Forbidden("Cannot act for another owner")
     return owner
+
+
+def _created_headers(location: str, raw_key: str | None) -> dict[str, str]:
+    """``Location``, and ``Cache-Control: no-store`` on a response that shows a raw key (RFC 9111)."""
+    headers = {"Location": location}
+    if raw_key is not None:
+        # No proxy or browser cache may keep the one response that holds the secret.
+        headers["Cache-Control"] = "no-store"
+    return headers
 
 
 def key_object(record: KeyRecord, raw_key: str | None = None) -> dict[str, Any]:
@@ -273,7 +290,7 @@ def create_key() -> tuple[dict[str, Any], int, dict[str, str]]:
             raise InvalidRequest('public_key needs "type": "signing"', field="public_key")
         record, raw_key = keys.create(environment=body.get("environment", "live"), **common)
     location = url_for(".get_key", key_id=record.id)
-    return key_object(record, raw_key), 201, {"Location": location}
+    return key_object(record, raw_key), 201, _created_headers(location, raw_key)
 
 
 @api_keys_blueprint.get("/api-keys")
@@ -333,4 +350,4 @@ def rotate_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     )
     data = key_object(new, raw_key)
     data["rotated_from"] = key_id
-    return data, 201, {"Location": url_for(".get_key", key_id=new.id)}
+    return data, 201, _created_headers(url_for(".get_key", key_id=new.id), raw_key)

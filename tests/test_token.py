@@ -145,3 +145,20 @@ def test_four_workers_share_one_token(tmp_path: Path) -> None:
     assert len(printed) == 1
     assert token in printed[0]
     assert not [n for n in os.listdir(inst) if n.endswith(".tmp")]
+
+
+def test_short_configured_token_warns(tmp_path: Path, caplog: Any) -> None:
+    """A configured token under 32 characters works but logs a warning that never shows the token."""
+    caplog.set_level("WARNING", logger="flask_gridauth")
+    app = make_app(tmp_path / "inst", GRIDAUTH_API_TOKEN="short-token")
+    assert app.test_client().get("/items", headers=bearer("short-token")).status_code == 200
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("shorter than 32" in m for m in messages)
+    assert not any("short-token" in m for m in messages)
+
+
+def test_long_configured_token_does_not_warn(tmp_path: Path, caplog: Any) -> None:
+    """A long configured token starts quietly."""
+    caplog.set_level("WARNING", logger="flask_gridauth")
+    make_app(tmp_path / "inst", GRIDAUTH_API_TOKEN="x" * 40)
+    assert not [r for r in caplog.records if "shorter than" in r.getMessage()]

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import sys
@@ -22,6 +23,10 @@ from ..errors import ConfigurationError, Unauthorized
 from ..principal import Principal
 from .parse import MAX_CREDENTIAL_LENGTH, TOKEN_RE
 
+logger = logging.getLogger("flask_gridauth")
+
+#: A configured token shorter than this is accepted with a warning.
+MIN_TOKEN_LENGTH = 32
 #: Printed once to stderr when a token is generated.
 BANNER = "AUTH TOKEN (save this — shown only once): {token}"
 
@@ -85,7 +90,15 @@ def resolve_token(configured: object, token_file: str) -> str:
     if configured is None:
         configured = os.environ.get("GRIDAUTH_API_TOKEN") or None
     if configured is not None:
-        return validate_token(configured, "GRIDAUTH_API_TOKEN")
+        token = validate_token(configured, "GRIDAUTH_API_TOKEN")
+        if len(token) < MIN_TOKEN_LENGTH:
+            # Allowed (tests and local tools use short ones), but it holds every scope: say so loudly.
+            logger.warning(
+                "GRIDAUTH_API_TOKEN is shorter than %d characters: it holds every scope, so use a long random one"
+                " (python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                MIN_TOKEN_LENGTH,
+            )
+        return token
     if os.path.exists(token_file):
         return _read(token_file)
     token = secrets.token_urlsafe(32)

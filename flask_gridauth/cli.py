@@ -220,7 +220,7 @@ def routes() -> None:
         click.echo("AUTHENTICATION IS DISABLED: every route below is open to anyone.")
     for line in _table(("RULE", "METHODS", "ACCESS", "ENDPOINT"), rows):
         click.echo(line)
-    click.echo("OPTIONS (CORS preflight) is answered without authentication on every route.")
+    click.echo("OPTIONS preflights that Flask answers itself need no credential; a view serving OPTIONS is private.")
 
 
 # -- the bootstrap token -----------------------------------------------------

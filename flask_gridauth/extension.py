@@ -99,10 +99,12 @@ class GridAuthState:
         cached = self._requirements.get((endpoint, method), _UNKNOWN)
         if cached is not _UNKNOWN:
             return cached  # type: ignore[no-any-return]
-        result: Requirement
         if endpoint is None:
-            result = ((), ())  # no route matched: authenticate, then let Flask answer 404/405
-        elif endpoint == "static" or endpoint.endswith(".static"):
+            # No route matched: authenticate, then let Flask answer 404/405. Not cached: the
+            # method is the client's choice, and a cache keyed by it would grow without bound.
+            return ((), ())
+        result: Requirement
+        if _serves_static(endpoint):
             result = None
         else:
             result = view_requirement(self.view_functions.get(endpoint), method, self.method_scopes)
@@ -116,7 +118,10 @@ class GridAuthState:
         req = request._get_current_object()  # type: ignore[attr-defined]  # one context look-up, not one per use
         method = req.method
         if method == "OPTIONS":
-            return
+            rule = req.url_rule
+            if rule is None or rule.provide_automatic_options:
+                return  # Flask answers this preflight itself; no view runs
+            # The view serves OPTIONS itself: it is a request like any other.
         if not self.enabled:
             setattr(g, G_ATTR, self.disabled_principal)
             return
@@ -229,6 +234,19 @@ class GridAuthState:
         signals.authentication_failed.send(app, kind=kind, reason=reason, remote_addr=remote)
         if self.ratelimit is not None:
             self.ratelimit.record_failure(remote)
+
+
+def _serves_static(endpoint: str) -> bool:
+    """Whether ``endpoint`` is Flask's static-file route of the app or of a blueprint.
+
+    Only a real static folder makes it public: a view that merely happens to be
+    named ``static`` is a private route like any other.
+    """
+    name, sep, leaf = endpoint.rpartition(".")
+    if leaf != "static":
+        return False
+    owner = current_app.blueprints.get(name) if sep else current_app
+    return owner is not None and owner.has_static_folder
 
 
 #: ``app.extensions`` key: URL prefixes of our blueprints, whose routing errors answer JSON.

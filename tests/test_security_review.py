@@ -76,13 +76,12 @@ def test_options_served_by_a_decorated_view_needs_a_credential(tmp_path: Any, pa
     assert response.status_code == 401
     assert response.get_json()["code"] == "unauthorized"
     assert ran == []
-    # The hook never authenticates OPTIONS (see the review's note on extension.py), so the wrapper
-    # has no principal to check even when a credential is sent: it refuses rather than run open.
-    assert client.options(path, headers=bearer(TOKEN)).status_code == 401
-    assert ran == []
+    # The hook authenticates an OPTIONS request its view serves, so a credential lets it run.
+    assert client.options(path, headers=bearer(TOKEN)).status_code == 200
+    assert len(ran) == 1
     method = "DELETE" if path == "/purge" else "GET"
     assert client.open(path, method=method, headers=bearer(TOKEN)).status_code == 200
-    assert len(ran) == 1
+    assert len(ran) == 2
 
 
 def test_automatic_options_stays_open(tmp_path: Any) -> None:
@@ -227,3 +226,69 @@ def test_chunked_management_body_is_not_read_past_the_limit(tmp_path: Any) -> No
     assert statuses[0].startswith("413")
     assert b'"payload_too_large"' in payload
     assert body.sent <= MAX_BODY + 64 * 1024
+
+
+def test_view_serving_options_is_authenticated(tmp_path: Any) -> None:
+    """A view that serves OPTIONS itself needs a credential; Flask's automatic OPTIONS stays open."""
+    from flask_gridauth import GridAuth
+
+    ran: list[str] = []
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_STORAGE_URI="memory://", GRIDAUTH_RATELIMIT_ENABLED=False)
+    GridAuth(app)
+
+    @app.route("/explicit", methods=["GET", "OPTIONS"])
+    def explicit() -> str:
+        ran.append("explicit")
+        return "ran"
+
+    @app.get("/automatic")
+    def automatic() -> str:
+        return "ran"
+
+    client = app.test_client()
+    assert client.options("/explicit").status_code == 401
+    assert ran == []
+    assert client.options("/explicit", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert ran == ["explicit"]
+    assert client.options("/automatic").status_code == 200
+
+
+def test_view_named_static_is_not_public(tmp_path: Any) -> None:
+    """Without a static folder, a view whose endpoint is 'static' is private like any other."""
+    from flask_gridauth import GridAuth
+
+    app = Flask(__name__, instance_path=str(tmp_path), static_folder=None)
+    app.config.update(GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_STORAGE_URI="memory://", GRIDAUTH_RATELIMIT_ENABLED=False)
+    GridAuth(app)
+
+    @app.get("/files/<name>")
+    def static(name: str) -> str:
+        return f"file {name}"
+
+    assert app.test_client().get("/files/secret.txt").status_code == 401
+
+
+def test_made_up_methods_do_not_grow_the_requirement_cache(tmp_path: Any) -> None:
+    """Requests with invented methods on unknown paths leave the per-endpoint cache unchanged."""
+    from flask_gridauth import GridAuth
+
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_STORAGE_URI="memory://", GRIDAUTH_RATELIMIT_ENABLED=False)
+    GridAuth(app)
+    client = app.test_client()
+    for i in range(50):
+        assert client.open("/nowhere", method=f"X{i}").status_code == 401
+    assert app.extensions["gridauth"]._requirements == {}
+
+
+def test_sqlite_file_created_private(tmp_path: Any) -> None:
+    """The SQLite database file is created with mode 0600."""
+    import os
+    import stat
+
+    from flask_gridauth.storage import storage_from_uri
+
+    storage = storage_from_uri(f"sqlite:///{tmp_path}/keys.db", instance_path=str(tmp_path))
+    storage.ping()
+    assert stat.S_IMODE(os.stat(tmp_path / "keys.db").st_mode) == 0o600

@@ -65,7 +65,7 @@ def verify_api_key(raw_key: str, *, pattern: Pattern[str], storage: Storage, exp
         raise Unauthorized()
     digest = hash_key(raw_key)
     record = storage.find(digest)
-    if record is None or record.type != "api_key" or not hmac.compare_digest(record.lookup, digest):
+    if record is None or record.type != "api_key" or not hmac.compare_digest(record.lookup.encode(), digest.encode()):
         raise Unauthorized()
     now = utcnow()
     check_record(record, now)
@@ -101,7 +101,7 @@ def verify_api_key_counted(
         counter_prefix=counter_prefix,
         windows=windows,
     )
-    if record is None or record.type != "api_key" or not hmac.compare_digest(record.lookup, digest):
+    if record is None or record.type != "api_key" or not hmac.compare_digest(record.lookup.encode(), digest.encode()):
         raise Unauthorized()
     check_record(record, now)
     if not touched:

@@ -125,6 +125,14 @@ class SQLiteStorage(Storage):
         self._flush_at = 0.0
 
     def _connect(self) -> sqlite3.Connection:
+        # The file holds key hashes and the replay cache: create it private (SQLite gives its
+        # -wal and -shm files the same mode), never with the umask's usual 0644.
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"cannot create {self.path}: {exc.strerror}") from None
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         conn.execute("PRAGMA synchronous = NORMAL")

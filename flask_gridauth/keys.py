@@ -47,11 +47,6 @@ def key_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile(rf"{re.escape(prefix)}_(live|test)_([0-9a-f]{{{RANDOM_HEX}}})([0-9a-f]{{{CHECKSUM_HEX}}})")
 
 
-def looks_like_key(token: str, prefix: str) -> bool:
-    """Whether ``token`` claims to be an API key (starts ``<prefix>_live_`` or ``_test_``)."""
-    return token.startswith((f"{prefix}_live_", f"{prefix}_test_"))
-
-
 def check_key(token: str, pattern: re.Pattern[str]) -> bool:
     """Whether ``token`` has the exact shape and a correct checksum."""
     match = pattern.fullmatch(token)
@@ -67,8 +62,3 @@ def hash_key(raw_key: str) -> str:
 def display_prefix(raw_key: str, prefix: str) -> str:
     """The first characters of a key, safe to show: ``grd_live_1a2b3c4d``."""
     return raw_key[: len(prefix) + len("_live_") + DISPLAY_HEX]
-
-
-def key_environment(raw_key: str, prefix: str) -> Environment:
-    """The environment written in a key."""
-    return "test" if raw_key.startswith(f"{prefix}_test_") else "live"

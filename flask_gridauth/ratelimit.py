@@ -260,10 +260,8 @@ class RateLimits:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], storage: Storage) -> RateLimits | None:
+    def from_config(cls, config: Mapping[str, Any], storage: Storage) -> RateLimits:
         """Build from ``GRIDAUTH_RATELIMIT_*``; every limit string is checked here, at start-up."""
-        if not config.get(c.RATELIMIT_ENABLED):
-            return None
         defaults = {
             "api_key": _config_limits(config, c.RATELIMIT_API_KEY),
             "jwt": _config_limits(config, c.RATELIMIT_JWT),
@@ -395,8 +393,7 @@ class RateLimits:
             elif limits:
                 self._count(identity, limits, now, results)
         except self._errors as exc:
-            logger.error("rate-limit storage unavailable: %s", type(exc).__name__)
-            raise Unavailable() from None
+            raise _unavailable(exc) from None
         if len(results) == 1:
             stats, exceeded = results[0]
         else:
@@ -414,10 +411,7 @@ class RateLimits:
         """``X-RateLimit-*`` on every response to a limited credential (the 429 too)."""
         stats: Stats | None = g.get(G_ATTR)
         if stats is not None:
-            headers = response.headers
-            headers[HEADER_LIMIT] = str(stats.limit)
-            headers[HEADER_REMAINING] = str(stats.remaining)
-            headers[HEADER_RESET] = str(math.ceil(stats.reset))
+            response.headers.update(stats.headers())
 
     # -- failed authentications ----------------------------------------------
 
@@ -452,8 +446,7 @@ class RateLimits:
                     reset = self._reset_of(key, limit, 0, now)
                     worst = reset if worst is None else max(worst, reset)
         except self._errors as exc:
-            logger.error("rate-limit storage unavailable: %s", type(exc).__name__)
-            raise Unavailable() from None
+            raise _unavailable(exc) from None
         if worst is not None:
             self._remember(bucket, _Suspect(worst, blocked=True), now)
             self._refuse(bucket, worst, now)
@@ -475,8 +468,7 @@ class RateLimits:
                 if count >= limit.amount:
                     blocked = True
         except self._errors as exc:
-            logger.error("rate-limit storage unavailable: %s", type(exc).__name__)
-            raise Unavailable() from None
+            raise _unavailable(exc) from None
         if blocked and not getattr(self._suspects.get(bucket), "blocked", False):
             logger.warning("failed-authentication limit reached: remote=%s; refusing it until the window ends", bucket)
         self._remember(bucket, _Suspect(until, blocked), now)
@@ -504,6 +496,12 @@ class RateLimits:
             "Too many failed authentications from this address",
             headers=Stats(limit, 0, until).headers(now, retry_after=True),
         )
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    # Only the exception's type: a driver's message may hold the counter storage's URI.
+    logger.error("rate-limit storage unavailable: %s", type(exc).__name__)
+    return Unavailable()
 
 
 def _as_tuple(value: type[Exception] | tuple[type[Exception], ...]) -> tuple[type[Exception], ...]:

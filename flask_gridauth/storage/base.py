@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..records import KeyRecord
@@ -58,6 +58,16 @@ class Storage(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release connections; a later call reconnects."""
+
+
+def to_epoch(value: datetime | None) -> float | None:
+    """A time as the backends store it: epoch seconds, or ``None``."""
+    return None if value is None else value.timestamp()
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    """A stored epoch-seconds time back as an aware UTC datetime, or ``None``."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 class KeyExistsError(Exception):

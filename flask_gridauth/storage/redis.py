@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StorageError
 from ..records import KeyRecord
-from .base import KeyExistsError, Storage, check_changes
+from .base import KeyExistsError, Storage, check_changes, from_epoch, to_epoch
 
 if TYPE_CHECKING:
     import redis
@@ -120,14 +120,6 @@ MAX_CACHED_RECORDS = 4096
 _CAS_ATTEMPTS = 20
 
 
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
 def _dump(record: KeyRecord) -> str:
     """The JSON of ``d``: every field but ``last_used_at``."""
     return json.dumps(
@@ -141,9 +133,9 @@ def _dump(record: KeyRecord) -> str:
             "scopes": list(record.scopes),
             "environment": record.environment,
             "owner": record.owner,
-            "created_at": _ts(record.created_at),
-            "expires_at": _ts(record.expires_at),
-            "revoked_at": _ts(record.revoked_at),
+            "created_at": to_epoch(record.created_at),
+            "expires_at": to_epoch(record.expires_at),
+            "revoked_at": to_epoch(record.revoked_at),
             "metadata": record.metadata,
             "rate_limit": record.rate_limit,
             "public_key": record.public_key,
@@ -168,8 +160,8 @@ def _load(pair: list[bytes | None] | None) -> KeyRecord | None:
         environment=data["environment"],
         owner=data["owner"],
         created_at=datetime.fromtimestamp(data["created_at"], UTC),
-        expires_at=_dt(data["expires_at"]),
-        revoked_at=_dt(data["revoked_at"]),
+        expires_at=from_epoch(data["expires_at"]),
+        revoked_at=from_epoch(data["revoked_at"]),
         last_used_at=None if used is None else datetime.fromtimestamp(float(used), UTC),
         metadata=data["metadata"],
         rate_limit=data["rate_limit"],
@@ -333,7 +325,7 @@ class RedisStorage(Storage):
             self.client.hset(self.key("rec", record.lookup), "u", repr(when.timestamp()))
 
     def claim_once(self, token: str, ttl: float) -> bool:
-        """``SET NX EX``: exactly one process wins a given token."""
+        """``SET NX PX``: exactly one process wins a given token."""
         with self._errors():
             return bool(self.client.set(self.key("seen", token), b"1", nx=True, px=max(1, int(ttl * 1000))))
 

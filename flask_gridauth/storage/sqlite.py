@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import StorageError
 from ..records import KeyRecord
-from .base import KeyExistsError, Storage, check_changes
+from .base import KeyExistsError, Storage, check_changes, from_epoch, to_epoch
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -74,14 +74,6 @@ _TIME_FIELDS = frozenset({"expires_at", "revoked_at"})
 _JSON_FIELDS = frozenset({"scopes", "metadata"})
 
 
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
 def _record(row: tuple[Any, ...]) -> KeyRecord:
     return KeyRecord(
         seq=row[0],
@@ -94,9 +86,9 @@ def _record(row: tuple[Any, ...]) -> KeyRecord:
         environment=row[7],
         owner=row[8],
         created_at=datetime.fromtimestamp(row[9], UTC),
-        expires_at=_dt(row[10]),
-        revoked_at=_dt(row[11]),
-        last_used_at=_dt(row[12]),
+        expires_at=from_epoch(row[10]),
+        revoked_at=from_epoch(row[11]),
+        last_used_at=from_epoch(row[12]),
         metadata=json.loads(row[13]),
         rate_limit=row[14],
         public_key=row[15],
@@ -193,10 +185,10 @@ class SQLiteStorage(Storage):
                         json.dumps(list(record.scopes)),
                         record.environment,
                         record.owner,
-                        _ts(record.created_at),
-                        _ts(record.expires_at),
-                        _ts(record.revoked_at),
-                        _ts(record.last_used_at),
+                        to_epoch(record.created_at),
+                        to_epoch(record.expires_at),
+                        to_epoch(record.revoked_at),
+                        to_epoch(record.last_used_at),
                         json.dumps(record.metadata),
                         record.rate_limit,
                         record.public_key,
@@ -219,7 +211,7 @@ class SQLiteStorage(Storage):
     def _with_pending(self, record: KeyRecord) -> KeyRecord:
         """``record`` with this process's refresh of its ``last_used_at`` that is not written yet."""
         used = self._pending.get(record.id)
-        return record if used is None else dataclasses.replace(record, last_used_at=_dt(used))
+        return record if used is None else dataclasses.replace(record, last_used_at=from_epoch(used))
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The key with this id."""
@@ -271,7 +263,7 @@ class SQLiteStorage(Storage):
             values = []
             for name, value in changes.items():
                 if name in _TIME_FIELDS:
-                    value = _ts(value)
+                    value = to_epoch(value)
                 elif name in _JSON_FIELDS:
                     value = json.dumps(list(value) if name == "scopes" else value)
                 values.append(value)

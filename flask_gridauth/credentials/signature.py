@@ -34,6 +34,7 @@ from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length
 
+from .. import config as c
 from ..errors import ConfigurationError, InvalidRequest, PayloadTooLarge, Unauthorized
 from ..principal import Principal
 from ..records import utcnow
@@ -65,6 +66,8 @@ FINGERPRINT_RE = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]")
 PATH_SAFE = "/:@!$&'()*+,;=-._~"
 #: Length of the standard base64 of a 64-byte signature.
 SIGNATURE_B64_LENGTH = 88
+#: The 422 message for a public key that is not the strict base64 of 32 bytes.
+BAD_PUBLIC_KEY = "public_key must be the standard base64 of a raw 32-byte Ed25519 key"
 
 
 def fingerprint(raw_public_key: bytes) -> str:
@@ -80,16 +83,14 @@ def load_public_key(public_key: object) -> tuple[str, str]:
     (which let one signature verify for many messages) are refused.
     """
     if not isinstance(public_key, str) or len(public_key) != 44:
-        raise InvalidRequest("public_key must be the standard base64 of a raw 32-byte Ed25519 key", field="public_key")
+        raise InvalidRequest(BAD_PUBLIC_KEY, field="public_key")
     try:
         raw = base64.b64decode(public_key, validate=True)
     except ValueError:  # binascii.Error, or a non-ASCII str
-        raise InvalidRequest(
-            "public_key must be the standard base64 of a raw 32-byte Ed25519 key", field="public_key"
-        ) from None
+        raise InvalidRequest(BAD_PUBLIC_KEY, field="public_key") from None
     encoded = base64.b64encode(raw).decode("ascii")
     if len(raw) != 32 or encoded != public_key:
-        raise InvalidRequest("public_key must be the standard base64 of a raw 32-byte Ed25519 key", field="public_key")
+        raise InvalidRequest(BAD_PUBLIC_KEY, field="public_key")
     if not is_safe_public_key(raw):
         raise InvalidRequest(
             "public_key is not a usable Ed25519 key (small order or non-canonical)", field="public_key"
@@ -210,16 +211,16 @@ class SignatureVerifier:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SignatureVerifier:
         """Build from ``GRIDAUTH_SIGNATURE_*``; a bad value is a :class:`ConfigurationError`."""
-        prefix = config.get("GRIDAUTH_SIGNATURE_HEADER_PREFIX", "X-Grid")
+        prefix = config.get(c.SIGNATURE_HEADER_PREFIX, "X-Grid")
         if not isinstance(prefix, str) or len(prefix) > 64 or not HEADER_PREFIX_RE.fullmatch(prefix):
             raise ConfigurationError(
                 "GRIDAUTH_SIGNATURE_HEADER_PREFIX must be a header-name prefix such as 'X-Grid'"
                 " (letters and digits in dash-separated words, at most 64 characters)"
             )
-        tolerance = config.get("GRIDAUTH_SIGNATURE_TOLERANCE", 30)
+        tolerance = config.get(c.SIGNATURE_TOLERANCE, 30)
         if isinstance(tolerance, bool) or not isinstance(tolerance, int) or not 1 <= tolerance <= MAX_TOLERANCE:
             raise ConfigurationError(f"GRIDAUTH_SIGNATURE_TOLERANCE must be whole seconds from 1 to {MAX_TOLERANCE}")
-        versions = config.get("GRIDAUTH_SIGNATURE_VERSIONS", KNOWN_VERSIONS)
+        versions = config.get(c.SIGNATURE_VERSIONS, KNOWN_VERSIONS)
         if isinstance(versions, str | bytes) or not isinstance(versions, Iterable):
             raise ConfigurationError("GRIDAUTH_SIGNATURE_VERSIONS must be a list such as ('1', '2')")
         names = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in versions]

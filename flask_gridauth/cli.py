@@ -234,7 +234,7 @@ def rotate_token(yes: bool) -> None:
 
     Running servers keep the old token until they restart.
     """
-    from .credentials.token import write_token_file
+    from .credentials.token import BANNER, write_token_file
 
     if current_app.config.get(c.API_TOKEN) is not None or os.environ.get("GRIDAUTH_API_TOKEN"):
         raise click.ClickException(
@@ -246,7 +246,7 @@ def rotate_token(yes: bool) -> None:
     token = secrets.token_urlsafe(32)
     write_token_file(path, token, replace=True)
     click.echo(f"New bootstrap token written to {path}. Restart running servers to use it.")
-    click.echo(f"AUTH TOKEN (save this — shown only once): {token}")
+    click.echo(BANNER.format(token=token))
 
 
 gridauth_cli.add_command(keygen)

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, g, make_response, redirect, 
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..blueprint import scope_owner
 from ..errors import Forbidden, GridAuthError, InvalidRequest, NotFound, StorageError, Unauthorized
 from ..extension import get_state
 from ..principal import Principal
@@ -132,11 +133,6 @@ def _principal() -> Principal:
     return principal
 
 
-def _owner(principal: Principal) -> str | None:
-    """Whose keys the principal manages: every owner's for the bootstrap token."""
-    return None if principal.is_superuser else principal.owner
-
-
 # -- errors ---------------------------------------------------------------------
 
 
@@ -236,7 +232,7 @@ def index() -> Response:
         if not _SEQ.fullmatch(before_arg):
             return _error_page(400, "Bad page", "That page of the list does not exist.")
         before = int(before_arg)
-    records = get_state().keys.list(owner=_owner(principal), limit=PAGE_SIZE + 1, before_seq=before)
+    records = get_state().keys.list(owner=scope_owner(principal), limit=PAGE_SIZE + 1, before_seq=before)
     has_more = len(records) > PAGE_SIZE
     records = records[:PAGE_SIZE]
     return _page(
@@ -287,7 +283,7 @@ def create_key() -> Response:
 
 
 def _record(key_id: str, principal: Principal) -> KeyRecord:
-    return get_state().keys.get(key_id, owner=_owner(principal))
+    return get_state().keys.get(key_id, owner=scope_owner(principal))
 
 
 @dashboard_blueprint.route("/keys/<key_id>/rotate", methods=["GET", "POST"])
@@ -306,11 +302,11 @@ def rotate_key(key_id: str) -> Response:
     keys = get_state().keys
     try:
         grace = form_grace_period(request.form)
-        new, raw_key = keys.rotate(record.id, owner=_owner(principal), by=principal, grace_period=grace)
+        new, raw_key = keys.rotate(record.id, owner=scope_owner(principal), by=principal, grace_period=grace)
     except (InvalidRequest, Forbidden) as exc:
         return _page("rotate.html", exc.code, once=once_token(), **context, **_refusal(exc))
     try:
-        old = keys.get(record.id, owner=_owner(principal))
+        old = keys.get(record.id, owner=scope_owner(principal))
     except NotFound:
         old = record
     return _page("key_created.html", 201, record=new, raw_key=raw_key, rotated=old)
@@ -324,7 +320,7 @@ def revoke_key(key_id: str) -> Response | BaseResponse:
     record = _record(key_id, principal)
     if request.method == "GET":
         return _page("revoke.html", record=record)
-    revoked = get_state().keys.revoke(record.id, owner=_owner(principal))
+    revoked = get_state().keys.revoke(record.id, owner=scope_owner(principal))
     dashboard_session()["notice"] = f"Revoked the key “{revoked.name}” ({revoked.prefix}…)."
     return redirect(url_for(".index"), 303)
 

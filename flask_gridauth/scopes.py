@@ -14,6 +14,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from flask import current_app, g
 
+from .errors import Forbidden, Unauthorized
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -68,8 +70,7 @@ def expand_scopes(scopes: Iterable[str], implications: Mapping[str, Iterable[str
 
 
 def _check(required_all: tuple[str, ...], required_any: tuple[str, ...]) -> None:
-    from .errors import Forbidden
-    from .principal import G_ATTR
+    from .principal import G_ATTR  # principal imports this module
 
     if not current_app.extensions.get("gridauth"):
         raise RuntimeError("GridAuth is not initialised on this app: call GridAuth(app) or auth.init_app(app).")
@@ -78,8 +79,6 @@ def _check(required_all: tuple[str, ...], required_any: tuple[str, ...]) -> None
         # The hook authenticates every request that reaches a scope-marked view (the marks
         # override @public), except an OPTIONS request, which it leaves to Flask. A view that
         # serves OPTIONS itself would then run unauthenticated: refuse instead.
-        from .errors import Unauthorized
-
         raise Unauthorized()
     missing = [s for s in required_all if not principal.has_scope(s)]
     if missing:

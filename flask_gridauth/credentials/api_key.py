@@ -59,14 +59,19 @@ def principal_for(record: KeyRecord, kind: PrincipalKind, expand: Expander) -> P
     return principal
 
 
+def _matching(record: KeyRecord | None, digest: str) -> KeyRecord:
+    """``record`` if it is the API key stored under ``digest``, else 401."""
+    if record is None or record.type != "api_key" or not hmac.compare_digest(record.lookup.encode(), digest.encode()):
+        raise Unauthorized()
+    return record
+
+
 def verify_api_key(raw_key: str, *, pattern: Pattern[str], storage: Storage, expand: Expander) -> Principal:
     """The principal of ``raw_key``, or 401. Storage failures propagate as ``StorageError``."""
     if not check_key(raw_key, pattern):
         raise Unauthorized()
     digest = hash_key(raw_key)
-    record = storage.find(digest)
-    if record is None or record.type != "api_key" or not hmac.compare_digest(record.lookup.encode(), digest.encode()):
-        raise Unauthorized()
+    record = _matching(storage.find(digest), digest)
     now = utcnow()
     check_record(record, now)
     touch_if_due(storage, record, now)
@@ -101,8 +106,7 @@ def verify_api_key_counted(
         counter_prefix=counter_prefix,
         windows=windows,
     )
-    if record is None or record.type != "api_key" or not hmac.compare_digest(record.lookup.encode(), digest.encode()):
-        raise Unauthorized()
+    record = _matching(record, digest)
     check_record(record, now)
     if not touched:
         touch_if_due(storage, record, now)

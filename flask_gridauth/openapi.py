@@ -14,10 +14,12 @@ import sys
 from typing import Any
 
 from .management import MAX_DURATION, MAX_METADATA_BYTES, MAX_NAME, MAX_SCOPES
+from .scopes import SCOPE_RE
 
 #: Where the copy in the repository says the blueprint is mounted.
 DEFAULT_SERVER = "/api/v1"
-SCOPE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_.-]{1,64})*(:\*)?$"
+#: The scope grammar the code checks (:data:`~flask_gridauth.scopes.SCOPE_RE`), anchored.
+SCOPE_PATTERN = f"^{SCOPE_RE.pattern}$"
 KEY_ID_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
 
 _ERROR_DESCRIPTIONS = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import logging
 import os
 import threading
@@ -28,7 +27,7 @@ from werkzeug.serving import make_server
 
 from flask_gridauth import get_state
 
-from .conftest import TOKEN, bearer
+from .conftest import TOKEN, bearer, load_example
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +41,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"
 VIEWPORT = {"width": 1180, "height": 760}
 
 
@@ -65,12 +63,27 @@ class Site:
         return requests.get(self.base + "/boards", headers=bearer(raw_key), timeout=10).status_code
 
 
-def _load_example() -> Any:
-    spec = importlib.util.spec_from_file_location("gridauth_example_quickstart", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+class ClosingResponses:
+    """WSGI middleware: read each response whole and close the app's iterable before the server writes it.
+
+    werkzeug's development server skips ``close()`` on a response when the client resets the
+    connection (Chromium does when a context closes with the favicon request in flight), which left
+    the favicon file that ``send_file`` opened to the garbage collector: a ``ResourceWarning`` at a
+    later test's teardown. Bodies here are small pages, so buffering them costs nothing.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        """Call the app, join its body, and close its iterable whatever happens."""
+        iterable = self.app(environ, start_response)
+        try:
+            return [b"".join(iterable)]
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +110,14 @@ def chromium() -> Iterator[Any]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The example app on a free loopback port, with SQLite storage in a temporary folder."""
     folder = tmp_path_factory.mktemp("dashboard-browser")
-    app = _load_example().create_app(
+    app = load_example("quickstart").create_app(
         {
             "GRIDAUTH_API_TOKEN": TOKEN,
             "GRIDAUTH_STORAGE_URI": f"sqlite:///{folder / 'gridauth.db'}",
             "GRIDAUTH_TOKEN_FILE": str(folder / "token.json"),
         }
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, ClosingResponses(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="dashboard-test-server", daemon=True)
     thread.start()
     shots = Path(os.environ.get("GRIDAUTH_SCREENSHOT_DIR") or folder / "screenshots")

@@ -75,7 +75,7 @@ def test_many_refreshes_are_one_transaction(pair: tuple[SQLiteStorage, SQLiteSto
     assert len(first._pending) == 20
     first.flush()
     assert not first._pending
-    assert all(r.last_used_at == later for r in second.list(None, limit=50))
+    assert [r.last_used_at for r in second.list(None, limit=50)] == [later] * 20
 
 
 def test_due_flush_runs_with_the_next_look_up(

@@ -167,8 +167,12 @@ class TestStorageContract:
         assert (final.name, final.metadata) == ("name-19", {"n": 19})
 
     def test_ping(self, storage: Storage) -> None:
-        """A reachable backend answers ping."""
-        storage.ping()
+        """A reachable backend answers ping, and again after close() (a later call reconnects) with its keys."""
+        record = storage.add(make_record())
+        assert storage.ping() is None
+        storage.close()
+        assert storage.ping() is None
+        assert storage.get(record.id) == record
 
     def test_concurrent_adds_from_threads(self, storage: Storage) -> None:
         """Forty keys added from eight threads all land with distinct seqs."""

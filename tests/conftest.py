@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -9,6 +10,8 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, publ
 TOKEN = "test-bootstrap-token-0123456789abcdef"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 BACKENDS = ("memory", "sqlite", "redis")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _redis_up(host: str = REDIS_HOST, port: int = REDIS_PORT) -> bool:
@@ -175,3 +179,12 @@ def create_key(app: Flask, scopes: list[str] | None = None, owner: str = "alice"
 def bearer(raw: str) -> dict[str, str]:
     """An Authorization header for ``raw``."""
     return {"Authorization": f"Bearer {raw}"}
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` afresh as a module (``examples`` is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

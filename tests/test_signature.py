@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import importlib.util
 import json
 import logging
 import os
@@ -18,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -36,7 +34,7 @@ from flask_gridauth.credentials import signature as sigmod
 from flask_gridauth.errors import ConfigurationError, InvalidRequest
 from flask_gridauth.records import KeyRecord, utcnow
 
-from .conftest import TOKEN, bearer, build_app
+from .conftest import TOKEN, bearer, build_app, load_example
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -45,15 +43,6 @@ NOW = 1_750_000_000
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-def load_example(name: str) -> ModuleType:
-    """Import a file of examples/ as a module."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: The documented snippet (docs/guide/signed-requests.rst includes it from examples/sign_client.py).

@@ -35,6 +35,8 @@ import requests
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from ..conftest import bearer
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 LIVE_DIR = Path(__file__).resolve().parent
@@ -82,11 +84,6 @@ def load_example() -> ModuleType:
         sys.modules["quickstart"] = module
         spec.loader.exec_module(module)
     return module
-
-
-def bearer(credential: str) -> dict[str, str]:
-    """An ``Authorization: Bearer`` header."""
-    return {"Authorization": f"Bearer {credential}"}
 
 
 def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:

@@ -261,3 +261,30 @@ def test_memory_replay_cache_drops_expired_entries() -> None:
     assert len(storage._seen) == 500
     assert storage.claim_once("old-3", 30) is True
     assert storage.claim_once("new-3", 30) is False
+
+
+def test_sqlite_first_connections_race_safely(tmp_path: Any) -> None:
+    """Eight threads opening a fresh SQLite file at once all succeed: the set-up runs once."""
+    for attempt in range(40):
+        storage = storage_from_uri(f"sqlite:///{tmp_path}/race-{attempt}.db", instance_path=str(tmp_path))
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def first_use(
+            n: int,
+            storage: Storage = storage,
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            barrier.wait()
+            try:
+                assert storage.claim_once(f"token-{n}", 30)
+            except BaseException as exc:  # collected, then asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first_use, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], attempt

@@ -107,6 +107,7 @@ class SQLiteStorage(Storage):
         self.timeout = timeout
         self._local = threading.local()
         self._schema_ready = False
+        self._schema_lock = threading.Lock()
         self._claims = 0
         # Row tuple -> its record: an unchanged row (every column equal) decodes to the same
         # immutable record object, so a key's JSON and timestamps are parsed once, not per request.
@@ -129,11 +130,31 @@ class SQLiteStorage(Storage):
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         conn.execute("PRAGMA synchronous = NORMAL")
         if not self._schema_ready:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(_SCHEMA)
-            self._schema_ready = True
+            # One thread of this process sets the file up; the others wait for it.
+            with self._schema_lock:
+                if not self._schema_ready:
+                    self._set_up(conn)
+                    self._schema_ready = True
         return conn
+
+    def _set_up(self, conn: sqlite3.Connection) -> None:
+        """WAL mode and the schema, retried while another process is doing the same.
+
+        Switching the journal mode can answer "database is locked" at once,
+        without waiting out the busy timeout, when another process holds the
+        file open at that moment; so retry until the timeout has passed.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     @property
     def _conn(self) -> sqlite3.Connection:

@@ -13,6 +13,8 @@ import secrets
 import zlib
 from typing import Literal
 
+from .errors import ConfigurationError
+
 Environment = Literal["live", "test"]
 ENVIRONMENTS: tuple[Environment, ...] = ("live", "test")
 
@@ -26,9 +28,9 @@ _PREFIX_RE = re.compile(r"[a-z][a-z0-9]{0,15}")
 
 
 def validate_prefix(prefix: object) -> str:
-    """Return ``prefix`` if it can start an API key, else raise ``ValueError``."""
+    """Return ``prefix`` if it can start an API key, else raise :class:`ConfigurationError`."""
     if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
-        raise ValueError("GRIDAUTH_KEY_PREFIX must be 1-16 lowercase letters or digits, starting with a letter")
+        raise ConfigurationError("GRIDAUTH_KEY_PREFIX must be 1-16 lowercase letters or digits, starting with a letter")
     return prefix
 
 

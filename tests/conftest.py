@@ -16,8 +16,19 @@ from typing import Any
 
 import pytest
 from flask import Flask, request
+from hypothesis import HealthCheck, settings
 
 from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, public, require_any_scope, require_scope
+
+# One setting per hypothesis property, chosen by profile: short in `make test`, long in `make bench`.
+settings.register_profile("default", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "long",
+    max_examples=3000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: The bootstrap token every test app accepts.
 TOKEN = "test-bootstrap-token-0123456789abcdef"

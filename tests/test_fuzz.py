@@ -4,8 +4,8 @@ Whatever arrives, the answer is never a 5xx, every error is the JSON error body
 (an app-level 404/405 of the example app aside, which the extension does not
 own), and no secret the server holds ever appears in a response.
 
-The default run is short; ``pytest -m slow tests/test_fuzz.py`` runs each
-property for many more examples (``make bench`` runs it).
+The default run is short; ``HYPOTHESIS_PROFILE=long pytest tests/test_fuzz.py``
+runs each property for many more examples (``make bench`` runs it).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from flask import Flask
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from flask_gridauth.credentials.parse import MAX_CREDENTIAL_LENGTH, bearer_token, classify_token, parse_credential
@@ -41,13 +40,8 @@ from flask_gridauth.management import (
 
 from .live.conftest import load_example
 
-#: Examples per property: short by default, long behind ``-m slow``.
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-LONG = settings(
-    max_examples=3000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
-)
+# Examples per property come from the hypothesis profile tests/conftest.py loads: 150 by default,
+# 3000 with HYPOTHESIS_PROFILE=long (what `make bench` runs). One test per property, one setting.
 
 FUZZ_TOKEN = "fuzz-" + "t0k3n" * 8
 JWT_ISSUER = "https://idp.fuzz.test"
@@ -213,19 +207,11 @@ parse_args = {
 }
 
 
-@FAST
 @given(**parse_args)
 def test_parse_credential(authz: str | None, api_key: str | None, signed: list[str]) -> None:
     """Random Authorization and x-api-key headers: a clean credential, None, or the generic 401."""
     prop_parse_credential(authz, api_key, signed)
 
-
-@pytest.mark.slow
-@LONG
-@given(**parse_args)
-def test_parse_credential_long(authz: str | None, api_key: str | None, signed: list[str]) -> None:
-    """The long run of ``test_parse_credential``."""
-    prop_parse_credential(authz, api_key, signed)
 
 
 def prop_token_helpers(text: str) -> None:
@@ -245,19 +231,11 @@ def prop_token_helpers(text: str) -> None:
         pass
 
 
-@FAST
 @given(st.one_of(st.text(max_size=300), header_value, token_like))
 def test_token_helpers(text: str) -> None:
     """check_key, bearer_token and classify_token on any text."""
     prop_token_helpers(text)
 
-
-@pytest.mark.slow
-@LONG
-@given(st.one_of(st.text(max_size=300), header_value, token_like))
-def test_token_helpers_long(text: str) -> None:
-    """The long run of ``test_token_helpers``."""
-    prop_token_helpers(text)
 
 
 def test_real_keys_pass_and_single_edits_fail() -> None:
@@ -270,7 +248,6 @@ def test_real_keys_pass_and_single_edits_fail() -> None:
         assert not check_key(edited, pattern)
 
 
-@FAST
 @given(
     st.one_of(
         st.text(max_size=60),
@@ -288,7 +265,6 @@ def test_load_public_key(value: Any) -> None:
     assert encoded == value and len(fingerprint) == 43
 
 
-@FAST
 @given(
     raw=st.none() | latin1_bytes,
     path=latin1_bytes,
@@ -315,7 +291,6 @@ VALIDATORS: list[Callable[[Any], Any]] = [
 ]
 
 
-@FAST
 @given(st.sampled_from(range(len(VALIDATORS))), json_values)
 def test_validators(index: int, value: Any) -> None:
     """Every body validator takes any JSON value: it returns, or raises the 422 with its field."""
@@ -395,7 +370,6 @@ request_args = {
 }
 
 
-@FAST
 @given(**request_args)
 def test_request_path(
     ratelimit: bool, method: str, path: str, extra: list[tuple[str, str]], credential: str, body: bytes
@@ -403,15 +377,6 @@ def test_request_path(
     """Random method, path, headers (up to 64 KB), credentials and body through test_client()."""
     prop_request(ratelimit, method, path, extra, credential, body)
 
-
-@pytest.mark.slow
-@LONG
-@given(**request_args)
-def test_request_path_long(
-    ratelimit: bool, method: str, path: str, extra: list[tuple[str, str]], credential: str, body: bytes
-) -> None:
-    """The long run of ``test_request_path``."""
-    prop_request(ratelimit, method, path, extra, credential, body)
 
 
 # -- the blueprint's JSON bodies ---------------------------------------------------------------------------------------
@@ -486,7 +451,6 @@ blueprint_args = {
 }
 
 
-@FAST
 @given(**blueprint_args)
 def test_blueprint_bodies(
     route: tuple[str, str], body: bytes, content_type: str, as_key: bool, query: dict[str, str]
@@ -494,15 +458,6 @@ def test_blueprint_bodies(
     """Random JSON (and not JSON) bodies and query strings for the /api-keys routes."""
     prop_blueprint(route, body, content_type, as_key, query)
 
-
-@pytest.mark.slow
-@LONG
-@given(**blueprint_args)
-def test_blueprint_bodies_long(
-    route: tuple[str, str], body: bytes, content_type: str, as_key: bool, query: dict[str, str]
-) -> None:
-    """The long run of ``test_blueprint_bodies``."""
-    prop_blueprint(route, body, content_type, as_key, query)
 
 
 # -- JWTs and signatures that get past the shape checks ----------------------------------------------------------------
@@ -546,19 +501,11 @@ def prop_jwt(header: dict[str, Any], payload: dict[str, Any], sign: bool) -> Non
     assert response.status_code in (200, 401, 403)
 
 
-@FAST
 @given(jwt_headers, claims, st.booleans())
 def test_jwt_claims(header: dict[str, Any], payload: dict[str, Any], sign: bool) -> None:
     """Random JWT headers and claims, signed with the real secret or not: 200, 401 or 403, never 5xx."""
     prop_jwt(header, payload, sign)
 
-
-@pytest.mark.slow
-@LONG
-@given(jwt_headers, claims, st.booleans())
-def test_jwt_claims_long(header: dict[str, Any], payload: dict[str, Any], sign: bool) -> None:
-    """The long run of ``test_jwt_claims``."""
-    prop_jwt(header, payload, sign)
 
 
 signature_values = st.one_of(
@@ -567,7 +514,6 @@ signature_values = st.one_of(
 )
 
 
-@FAST
 @given(
     signature=signature_values,
     timestamp=st.one_of(st.integers(-(2**70), 2**70).map(str), header_value),

@@ -1,30 +1,18 @@
-"""An issuer's public keys (JWKS): fetched within a deadline, cached, refetched only when allowed.
+"""An issuer's public keys (JWKS): parsed here, fetched and cached by :mod:`flask_gridauth.keyfetch`.
 
-The rules (DESIGN.md, "Security rules"):
-
-- a fetch has a total deadline and a size cap; it never follows a redirect;
-- a fetched set is trusted for ``ttl`` seconds, then refreshed; a refresh that
-  fails (down, timeout, HTML, no usable key) keeps the last good keys;
-- a ``kid`` the set does not hold triggers a refetch at most once per
-  ``cooldown`` (the initial fetch and the scheduled refreshes do not count), so
-  random ``kid`` values cannot hammer the provider;
-- one fetch at a time per issuer: a thread that waited for another's fetch uses
-  its result instead of fetching again, and a thread that finds a stale set
-  being refreshed keeps using the stale set.
+The fetch and cache rules (DESIGN.md, "Security rules") live in
+:class:`~flask_gridauth.keyfetch.KeyFetchCache`, shared with the secret-scanning
+keys: a deadline and a size cap per fetch, no redirects, a TTL, a refetch on an
+unknown ``kid`` at most once per cooldown, the last good keys kept when a
+refresh fails, and one fetch at a time per issuer.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import logging
-import ssl
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
@@ -32,9 +20,23 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt import PyJWK
 
-from ..errors import Unauthorized, Unavailable
+from ..keyfetch import FAILURE_BACKOFF, MAX_BODY_BYTES, KeyFetchCache, KeyFetchError, fetch_url
 
-logger = logging.getLogger("flask_gridauth")
+__all__ = [
+    "ALGORITHM_FAMILIES",
+    "FAILURE_BACKOFF",
+    "MAX_JWKS_BYTES",
+    "MAX_KEYS",
+    "MIN_RSA_BITS",
+    "JWKSCache",
+    "JWKSError",
+    "KeySet",
+    "VerificationKey",
+    "fetch_url",
+    "key_family",
+    "parse_jwk",
+    "parse_jwks",
+]
 
 #: The key family each asymmetric algorithm needs; a key of another family never verifies it.
 ALGORITHM_FAMILIES: dict[str, str] = {
@@ -52,18 +54,13 @@ ALGORITHM_FAMILIES: dict[str, str] = {
 }
 
 #: Largest JWKS body read; real ones are a few kilobytes.
-MAX_JWKS_BYTES = 256 * 1024
+MAX_JWKS_BYTES = MAX_BODY_BYTES
 #: Most keys taken from one set.
 MAX_KEYS = 64
 #: Smallest RSA modulus accepted, in bits (NIST SP 800-131A).
 MIN_RSA_BITS = 2048
-#: Seconds between two fetch attempts after a failure (never more than the cooldown),
-#: so an unreachable provider costs one timeout per interval, not one per request.
-FAILURE_BACKOFF = 5.0
-
-
-class JWKSError(Exception):
-    """A JWKS could not be fetched or held no usable key; the message holds no secret."""
+#: A JWKS could not be fetched or held no usable key; the message holds no secret.
+JWKSError = KeyFetchError
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,56 +136,7 @@ def parse_jwks(body: bytes, algorithms: frozenset[str]) -> dict[str | None, Veri
     return keys
 
 
-def _remaining(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise JWKSError("timed out")
-    return left
-
-
-def fetch_url(url: str, timeout: float) -> bytes:
-    """The body of ``GET url`` (status 200 only), read within ``timeout`` seconds in total.
-
-    The socket timeout is reset to the time left before every step, so a
-    server that answers slowly, or trickles its answer, is cut off at the
-    deadline. Redirects are refused; the body is capped at :data:`MAX_JWKS_BYTES`.
-    """
-    deadline = time.monotonic() + timeout
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=ssl.create_default_context())
-    else:
-        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        conn.connect()
-        sock = conn.sock  # kept: http.client drops its own reference once the response owns the socket
-        sock.settimeout(_remaining(deadline))
-        conn.request("GET", target, headers={"Accept": "application/json", "User-Agent": "flask-gridauth"})
-        sock.settimeout(_remaining(deadline))
-        response = conn.getresponse()
-        if response.status != 200:
-            raise JWKSError(f"HTTP status {response.status}")
-        body = bytearray()
-        while True:
-            sock.settimeout(_remaining(deadline))
-            chunk = response.read1(65536)
-            if not chunk:
-                return bytes(body)
-            body += chunk
-            if len(body) > MAX_JWKS_BYTES:
-                raise JWKSError("the response is too large")
-    except TimeoutError:
-        raise JWKSError("timed out") from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise JWKSError(f"connection failed ({type(exc).__name__})") from None
-    finally:
-        conn.close()
-
-
-class JWKSCache:
+class JWKSCache(KeyFetchCache[VerificationKey]):
     """The keys of one issuer's JWKS URL, kept by ``kid``.
 
     Nothing is fetched until the first token of this issuer arrives, so an app
@@ -205,83 +153,14 @@ class JWKSCache:
         ttl: float,
         cooldown: float,
     ) -> None:
-        self.url = url
         self.issuer = issuer
         self.algorithms = algorithms
-        self.timeout = timeout
-        self.ttl = ttl
-        self.cooldown = cooldown
-        self._backoff = min(cooldown, FAILURE_BACKOFF)
-        self._lock = threading.Lock()
-        # One snapshot swapped as a whole, so readers never see new keys with an old expiry.
-        self._snapshot: tuple[KeySet | None, float] = (None, float("-inf"))
-        self._attempts = 0
-        self._next_attempt = float("-inf")
-        self._next_kid_refetch = float("-inf")
-
-    def key(self, kid: str | None) -> VerificationKey:
-        """The key named ``kid`` (or the only key when ``kid`` is ``None``).
-
-        Raises :class:`~flask_gridauth.errors.Unauthorized` for a ``kid`` the
-        set does not hold, and :class:`~flask_gridauth.errors.Unavailable`
-        (503) while no key set could ever be fetched.
-        """
-        keys, fresh_until = self._snapshot
-        if keys is not None and time.monotonic() < fresh_until:
-            found = _select(keys, kid)
-            if found is not None:
-                return found
-            if time.monotonic() < self._next_kid_refetch:
-                raise Unauthorized()
-        # Never fetched, stale, or an unknown kid with a refetch allowed. A stale
-        # set is refreshed by one thread while the others keep using it.
-        self._refresh(kid, wait=keys is None or time.monotonic() < fresh_until)
-        keys, _ = self._snapshot
-        if keys is None:
-            raise Unavailable()
-        found = _select(keys, kid)
-        if found is None:
-            raise Unauthorized()
-        return found
-
-    def _refresh(self, kid: str | None, *, wait: bool) -> None:
-        seen = self._attempts
-        # A waiting thread gives up a little after the fetch in progress must have ended.
-        if not self._lock.acquire(blocking=wait, timeout=self.timeout + 0.5 if wait else -1):
-            return
-        try:
-            if self._attempts != seen:
-                return  # another thread fetched while this one waited: use its result
-            now = time.monotonic()
-            keys, fresh_until = self._snapshot
-            if now < self._next_attempt:
-                return  # backing off after a failed fetch
-            if keys is not None and now < fresh_until:
-                if _select(keys, kid) is not None or now < self._next_kid_refetch:
-                    return
-                self._next_kid_refetch = now + self.cooldown
-            self._fetch()
-        finally:
-            self._lock.release()
-
-    def _fetch(self) -> None:
-        """Fetch and swap in a new set; on failure keep the old one and back off."""
-        self._attempts += 1
-        try:
-            keys = parse_jwks(fetch_url(self.url, self.timeout), self.algorithms)
-        except JWKSError as exc:
-            self._next_attempt = time.monotonic() + self._backoff
-            kept = "keeping the last good keys" if self._snapshot[0] is not None else "no keys yet"
-            logger.warning("JWKS fetch failed for issuer %s: %s (%s)", self.issuer, exc, kept)
-            return
-        self._snapshot = (keys, time.monotonic() + self.ttl)
-        logger.info("JWKS fetched for issuer %s: %d key(s)", self.issuer, len(keys))
-
-
-def _select(keys: KeySet, kid: str | None) -> VerificationKey | None:
-    if kid is None:
-        # A token without kid is only accepted when the set leaves no choice.
-        if len(keys) == 1:
-            return next(iter(keys.values()))
-        return None
-    return keys.get(kid)
+        super().__init__(
+            url,
+            parse=lambda body: parse_jwks(body, algorithms),
+            label="JWKS",
+            source=f"issuer {issuer}",
+            timeout=timeout,
+            ttl=ttl,
+            cooldown=cooldown,
+        )

@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn, TypeGuard
-from urllib.parse import urlsplit
 
 from jwt.algorithms import Algorithm, get_default_algorithms
 
 from .. import config as c
 from ..errors import ConfigurationError, Unauthorized
+from ..keyfetch import LOOPBACK_HOSTS, check_key_url  # noqa: F401 - LOOPBACK_HOSTS stays importable here
 from ..management import MAX_NAME
 from ..principal import Principal
 from ..scopes import is_valid_scope
@@ -49,8 +49,6 @@ ALL_SCOPES = ("admin", "write", "read")
 #: Longest ``sub`` accepted: it becomes the owner of the keys this user creates, and
 #: owner names follow the same rule as key names.
 MAX_SUBJECT_LENGTH = MAX_NAME
-#: Hosts a ``jwks_url`` may reach over plain HTTP (local development and tests).
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 _ALGORITHMS: dict[str, Algorithm] = {
     name: algorithm for name, algorithm in get_default_algorithms().items() if name in SUPPORTED_ALGORITHMS
@@ -314,18 +312,7 @@ def _secret(value: object, algorithms: frozenset[str], where: str) -> bytes:
 
 
 def _jwks_url(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{where}: 'jwks_url' must be an https:// URL")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ConfigurationError(f"{where}: 'jwks_url' is not a valid URL") from None
-    if not parts.hostname or parts.scheme not in ("https", "http"):
-        raise ConfigurationError(f"{where}: 'jwks_url' must be an https:// URL")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-        raise ConfigurationError(f"{where}: 'jwks_url' must use https (plain http only reaches localhost)")
-    return value
+    return check_key_url(value, f"{where}: 'jwks_url'")
 
 
 def _audience(value: object, where: str) -> frozenset[str] | None:

@@ -59,7 +59,8 @@ RATELIMIT_ENABLED = "GRIDAUTH_RATELIMIT_ENABLED"
 RATELIMIT_STORAGE_URI = "GRIDAUTH_RATELIMIT_STORAGE_URI"
 #: Failed authentications accepted per client address before 429.
 FAILED_AUTH_LIMIT = "GRIDAUTH_FAILED_AUTH_LIMIT"
-#: Scope a route without a scope decorator needs, by HTTP method; ``None`` turns it off.
+#: Scope a route without a scope decorator needs, by HTTP method; a method it does not name
+#: needs ``write`` (fail closed); ``None`` turns it off.
 METHOD_SCOPES = "GRIDAUTH_METHOD_SCOPES"
 #: Which scope implies which: ``{"admin": ["write"], "write": ["read"]}``.
 #: The same table applies inside every namespace (``x:write`` implies ``x:read``).

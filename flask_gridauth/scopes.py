@@ -27,6 +27,8 @@ PUBLIC_ATTR = "_gridauth_public"
 ALL_ATTR = "_gridauth_all_scopes"
 ANY_ATTR = "_gridauth_any_scopes"
 AUTHENTICATED_ATTR = "_gridauth_authenticated"
+#: What an undecorated route needs for a method ``GRIDAUTH_METHOD_SCOPES`` does not name.
+UNLISTED_METHOD_SCOPE = "write"
 
 
 def is_valid_scope(name: object) -> bool:
@@ -154,7 +156,9 @@ def view_requirement(
     A view without a scope decorator needs the scope its method maps to. A
     scope decorator wins over ``@public`` stacked with it, in either order:
     a contradiction fails closed. HEAD, which Flask serves with the GET view,
-    needs GET's scope when the table does not name HEAD.
+    needs GET's scope when the table does not name HEAD. A method the table
+    does not name at all (``PROPFIND``, an ``OPTIONS`` the view serves itself)
+    needs :data:`UNLISTED_METHOD_SCOPE`: a forgotten method fails closed.
     """
     required_all: tuple[str, ...] = getattr(view, ALL_ATTR, ())
     required_any: tuple[str, ...] = getattr(view, ANY_ATTR, ())
@@ -162,9 +166,12 @@ def view_requirement(
     if getattr(view, PUBLIC_ATTR, False) and not (required_all or required_any or authenticated_only):
         return None
     if not required_all and not required_any and method_scopes and not authenticated_only:
-        default = method_scopes.get(method)
-        if method == "HEAD" and "HEAD" not in method_scopes:
-            default = method_scopes.get("GET")
+        if method in method_scopes:
+            default = method_scopes[method]
+        elif method == "HEAD" and "GET" in method_scopes:
+            default = method_scopes["GET"]
+        else:
+            default = UNLISTED_METHOD_SCOPE
         if default:
             required_all = (default,)
     return required_all, required_any

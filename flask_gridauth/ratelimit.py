@@ -24,7 +24,7 @@ record. flask-limiter supplies the header names, so the headers are the ones
 its users know.
 
 With Redis storage and Redis counters, an API key's default limits are counted
-by the key look-up itself (:meth:`~flask_gridauth.storage.redis.RedisStorage.find_counted`,
+by the key look-up itself (:meth:`~flask_gridauth.storage.Storage.find_counted`,
 one script, the same counter keys and ``incr``-and-expire semantics), so the
 request costs one round trip; :meth:`RateLimits.hit` then uses those counts
 (:data:`G_PRECOUNTED`). A key with its own ``rate_limit``, a route limit, or
@@ -60,7 +60,8 @@ from .errors import ConfigurationError, RateLimited, Unavailable
 from .memory_counters import MemoryCounters
 from .principal import Principal
 from .storage import Storage
-from .storage.redis import RedisStorage, split_uri
+from .storage.redis import COUNTER_SUFFIX as REDIS_SUFFIX
+from .storage.redis import split_uri
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -81,8 +82,6 @@ HEADER_RETRY_AFTER = HeaderNames.RETRY_AFTER.value
 
 #: Schemes ``GRIDAUTH_RATELIMIT_STORAGE_URI`` accepts.
 STORAGE_SCHEMES = ("memory", "redis", "rediss")
-#: Counters live under ``<prefix>:ratelimit:`` in Redis.
-REDIS_SUFFIX = ":ratelimit"
 #: Most addresses one process remembers as recently failed; past it, every address is checked in storage.
 MAX_SUSPECTS = 10_000
 #: Most window ends and parsed ``rate_limit`` strings cached per process.
@@ -125,9 +124,9 @@ class Stats(NamedTuple):
 
 
 class Precount(NamedTuple):
-    """How the Redis key look-up counts an API key's default limits in the same round trip."""
+    """How the key look-up counts an API key's default limits in the same round trip."""
 
-    storage: RedisStorage
+    storage: Storage
     #: Counter keys are ``prefix + key id + limit suffix``, as ``limits`` names them.
     prefix: str
     #: ``(suffix, window seconds)`` of each default limit, flattened for the script.
@@ -208,15 +207,15 @@ def _config_limits(config: Mapping[str, Any], key: str) -> tuple[Limit, ...] | N
 def counter_storage(config: Mapping[str, Any], storage: Storage) -> LimitsStorage:
     """The ``limits`` storage for the counters; nothing is contacted yet.
 
-    An explicit ``GRIDAUTH_RATELIMIT_STORAGE_URI`` wins; else a Redis key
-    storage lends its connection pool and key prefix; else per-process memory.
+    An explicit ``GRIDAUTH_RATELIMIT_STORAGE_URI`` wins; else a key storage
+    that offers :meth:`~flask_gridauth.storage.Storage.shared_counters` (Redis)
+    lends its server; else per-process memory.
     """
     explicit = config.get(c.RATELIMIT_STORAGE_URI)
-    if explicit is None and isinstance(storage, RedisStorage):
-        # Sharing the pool keeps one set of connections and the same timeouts.
-        return LimitsRedisStorage(
-            storage.url, connection_pool=storage.client.connection_pool, key_prefix=storage.prefix + REDIS_SUFFIX
-        )
+    if explicit is None:
+        shared = storage.shared_counters()
+        if shared is not None:
+            return shared[0]
     uri = "memory://" if explicit is None else explicit
     if not isinstance(uri, str) or urlsplit(uri).scheme not in STORAGE_SCHEMES:
         raise ConfigurationError(
@@ -272,11 +271,11 @@ class RateLimits:
         counters = counter_storage(config, storage)
         precount = None
         api_key = defaults["api_key"]
-        if api_key and isinstance(storage, RedisStorage) and config.get(c.RATELIMIT_STORAGE_URI) is None:
-            # The counters live in the key storage's own Redis (counter_storage): one script can do both.
+        shared = storage.shared_counters() if storage.counts_in_lookup else None
+        if api_key and shared is not None and config.get(c.RATELIMIT_STORAGE_URI) is None:
+            # The counters live on the key storage's own server (counter_storage): one look-up can do both.
             windows = tuple(v for limit in api_key for v in (limit.suffix, limit.expiry))
-            prefix = f"{storage.prefix}{REDIS_SUFFIX}:api_key:"
-            precount = Precount(storage, prefix, windows, api_key)
+            precount = Precount(storage, shared[1] + "api_key:", windows, api_key)
         return cls(counters, defaults=defaults, failed=failed, precount=precount)
 
     # -- what a request counts against ---------------------------------------

@@ -1,203 +1,100 @@
-"""One contract every storage backend keeps, run against memory, SQLite and a real Redis."""
+"""The storage contract (:class:`flask_gridauth.testing.StorageContract`) run against every backend.
+
+Each backend runs against a real server of its kind; the registry, the
+wrapping of driver errors and backend-specific behaviour are tested below.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-from datetime import timedelta
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from flask_gridauth.errors import ConfigurationError, StorageError
-from flask_gridauth.keys import hash_key
-from flask_gridauth.records import KeyRecord, new_key_id, utcnow
-from flask_gridauth.storage import KeyExistsError, Storage, storage_from_uri
+from flask_gridauth.storage import SCHEMES, MemoryStorage, SQLiteStorage, Storage, storage_from_uri
+from flask_gridauth.testing import StorageContract, make_record
+from tests.conftest import prefixed_redis_uri
 
 
-def make_record(owner: str = "alice", **changes: Any) -> KeyRecord:
-    """A fresh API key record with a unique lookup."""
-    key_id = new_key_id()
-    record = KeyRecord(
-        id=key_id,
-        name="contract",
-        type="api_key",
-        lookup=hash_key(key_id),
-        prefix="grd_live_00000000",
-        scopes=("read", "holdings:write"),
-        environment="live",
-        owner=owner,
-        created_at=utcnow().replace(microsecond=0),
-        metadata={"team": "ops"},
-    )
-    return dataclasses.replace(record, **changes)
+class TestMemoryStorage(StorageContract):
+    """The contract on ``memory://``."""
+
+    shared_between_handles = False
+
+    @pytest.fixture
+    def storage_factory(self) -> Callable[[], Storage]:
+        """One fresh in-process store per handle."""
+        return lambda: storage_from_uri("memory://")
 
 
-@pytest.fixture
-def storage(storage_uri: str, tmp_path: Any) -> Any:
-    """The backend under test, closed afterwards."""
-    backend = storage_from_uri(storage_uri, instance_path=str(tmp_path))
-    yield backend
-    backend.close()
+class TestSQLiteStorage(StorageContract):
+    """The contract on a SQLite file of the test's own."""
+
+    @pytest.fixture
+    def storage_factory(self, tmp_path: Any) -> Callable[[], Storage]:
+        """Handles on one file under the test's temporary folder."""
+        return lambda: storage_from_uri(f"sqlite:///{tmp_path}/contract.db")
 
 
-class TestStorageContract:
-    """Behaviour every backend must share."""
+class TestRedisStorage(StorageContract):
+    """The contract on the real Redis, under a key prefix of the test's own."""
 
-    def test_add_then_find_by_lookup(self, storage: Storage) -> None:
-        """A stored key comes back whole from its lookup, with a seq assigned."""
-        record = make_record()
-        stored = storage.add(record)
-        assert stored.seq > 0
-        found = storage.find(record.lookup)
-        assert found is not None
-        assert found == dataclasses.replace(record, seq=stored.seq)
-        assert found.created_at.tzinfo is not None
+    @pytest.fixture
+    def storage_factory(self, redis_server: str) -> Iterator[Callable[[], Storage]]:
+        """Handles on one fresh key prefix; its keys are deleted afterwards."""
+        for uri in prefixed_redis_uri(redis_server):
+            yield lambda uri=uri: storage_from_uri(uri)
 
-    def test_get_by_id(self, storage: Storage) -> None:
-        """A key is found by its id and a missing id gives None."""
-        record = storage.add(make_record())
-        assert storage.get(record.id) == record
-        assert storage.get("key_missing") is None
-        assert storage.find("0" * 64) is None
 
-    def test_duplicate_lookup_refused(self, storage: Storage) -> None:
-        """Two keys can never share a lookup (hash or fingerprint)."""
-        first = storage.add(make_record())
-        with pytest.raises(KeyExistsError):
-            storage.add(make_record(lookup=first.lookup))
+class TestValkeyScheme(StorageContract):
+    """The contract through a ``valkey://`` URI (Valkey speaks Redis; the real Redis stands in)."""
 
-    def test_list_newest_first_per_owner(self, storage: Storage) -> None:
-        """Listing is per owner, newest first, and pages by seq."""
-        same_time = utcnow().replace(microsecond=0)
-        ids = [storage.add(make_record(created_at=same_time)).id for _ in range(5)]
-        storage.add(make_record(owner="bob"))
-        listed = storage.list("alice", limit=10)
-        assert [r.id for r in listed] == ids[::-1]
-        page = storage.list("alice", limit=2, before_seq=listed[1].seq)
-        assert [r.id for r in page] == ids[::-1][2:4]
-        assert len(storage.list(None, limit=10)) == 6
+    @pytest.fixture
+    def storage_factory(self, redis_server: str) -> Iterator[Callable[[], Storage]]:
+        """Handles through ``valkey://`` on a fresh key prefix."""
+        for uri in prefixed_redis_uri(redis_server):
+            yield lambda uri=uri: storage_from_uri("valkey://" + uri.split("://", 1)[1])
 
-    def test_update_changes_only_named_fields(self, storage: Storage) -> None:
-        """An update changes the named fields and keeps the rest."""
-        record = storage.add(make_record())
-        when = utcnow().replace(microsecond=0) + timedelta(days=1)
-        updated = storage.update(
-            record.id, {"name": "renamed", "scopes": ("read",), "expires_at": when, "rate_limit": "5/minute"}
-        )
-        assert updated is not None
-        assert (updated.name, updated.scopes, updated.expires_at, updated.rate_limit) == (
-            "renamed",
-            ("read",),
-            when,
-            "5/minute",
-        )
-        assert updated.metadata == {"team": "ops"} and updated.owner == "alice"
-        cleared = storage.update(record.id, {"expires_at": None})
-        assert cleared is not None and cleared.expires_at is None
-        assert storage.update("key_missing", {"name": "x"}) is None
 
-    def test_update_refuses_fixed_fields(self, storage: Storage) -> None:
-        """The owner, hash and type of a key can never be changed."""
-        record = storage.add(make_record())
-        with pytest.raises(ValueError, match="cannot be changed"):
-            storage.update(record.id, {"owner": "mallory"})
+class _FlakyDriverError(Exception):
+    """What a made-up driver raises."""
 
-    def test_revocation_visible_immediately(self, storage: Storage) -> None:
-        """A revoked_at written by update is what the next find returns."""
-        record = storage.add(make_record())
-        now = utcnow().replace(microsecond=0)
-        storage.update(record.id, {"revoked_at": now})
-        found = storage.find(record.lookup)
-        assert found is not None and found.revoked_at == now
 
-    def test_touch_sets_last_used(self, storage: Storage) -> None:
-        """touch records last_used_at without disturbing a revocation."""
-        record = storage.add(make_record())
-        revoked = utcnow().replace(microsecond=0)
-        storage.update(record.id, {"revoked_at": revoked})
-        used = revoked + timedelta(seconds=5)
-        storage.touch(record, used)
-        found = storage.find(record.lookup)
-        assert found is not None
-        assert found.last_used_at == used
-        assert found.revoked_at == revoked
+class FlakyStorage(MemoryStorage):
+    """A third-party style backend: its own scheme, a driver error type, a method that fails."""
 
-    def test_claim_once(self, storage: Storage) -> None:
-        """A replay token is accepted once, then refused while it lives."""
-        assert storage.claim_once("sig-1", 30) is True
-        assert storage.claim_once("sig-1", 30) is False
-        assert storage.claim_once("sig-2", 30) is True
+    schemes = ("flaky-test",)
+    driver_errors = (_FlakyDriverError,)
 
-    def test_claim_once_concurrent_single_winner(self, storage: Storage) -> None:
-        """Of many threads claiming one token at once, exactly one wins."""
-        results: list[bool] = []
-        barrier = threading.Barrier(8)
+    def find(self, lookup: str) -> Any:
+        """Fail as a driver would."""
+        raise _FlakyDriverError("connection to db://user:hunter2@host lost")
 
-        def claim() -> None:
-            barrier.wait()
-            results.append(storage.claim_once("race-token", 30))
 
-        threads = [threading.Thread(target=claim) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert results.count(True) == 1
+def test_third_party_scheme_is_registered_and_errors_wrapped() -> None:
+    """A subclass declaring a scheme is found by storage_from_uri, and its driver errors leave as StorageError."""
+    assert SCHEMES["flaky-test"] is FlakyStorage
+    backend = storage_from_uri("flaky-test://anything")
+    assert isinstance(backend, FlakyStorage)
+    with pytest.raises(StorageError) as info:
+        backend.find("x")
+    assert "hunter2" not in str(info.value)
+    assert backend.get("missing") is None  # an inherited method still answers
 
-    def test_concurrent_updates_lose_nothing(self, storage: Storage) -> None:
-        """Updates of different fields racing from two threads all survive."""
-        record = storage.add(make_record())
 
-        def rename() -> None:
-            for i in range(20):
-                storage.update(record.id, {"name": f"name-{i}"})
-
-        def relabel() -> None:
-            for i in range(20):
-                storage.update(record.id, {"metadata": {"n": i}})
-
-        threads = [threading.Thread(target=rename), threading.Thread(target=relabel)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        final = storage.get(record.id)
-        assert final is not None
-        assert (final.name, final.metadata) == ("name-19", {"n": 19})
-
-    def test_ping(self, storage: Storage) -> None:
-        """A reachable backend answers ping, and again after close() (a later call reconnects) with its keys."""
-        record = storage.add(make_record())
-        assert storage.ping() is None
-        storage.close()
-        assert storage.ping() is None
-        assert storage.get(record.id) == record
-
-    def test_concurrent_adds_from_threads(self, storage: Storage) -> None:
-        """Forty keys added from eight threads all land with distinct seqs."""
-        added: list[KeyRecord] = []
-        lock = threading.Lock()
-
-        def work() -> None:
-            for _ in range(5):
-                rec = storage.add(make_record(owner="threads"))
-                with lock:
-                    added.append(rec)
-
-        threads = [threading.Thread(target=work) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert len({r.seq for r in added}) == 40
-        assert len(storage.list("threads", limit=100)) == 40
+def test_builtin_schemes_registered_lazily() -> None:
+    """The built-in backends answer to their schemes; SQLite and memory are there from the start."""
+    assert SCHEMES["memory"] is MemoryStorage and SCHEMES["sqlite"] is SQLiteStorage
+    backend = storage_from_uri("rediss://127.0.0.1:1/0")
+    assert type(backend).__name__ == "RedisStorage" and SCHEMES["valkeys"] is type(backend)
 
 
 def test_unknown_scheme_is_configuration_error(tmp_path: Any) -> None:
     """An unknown URI scheme is refused, naming the scheme."""
-    with pytest.raises(ConfigurationError, match="'postgres'"):
-        storage_from_uri("postgres://localhost/db", instance_path=str(tmp_path))
+    with pytest.raises(ConfigurationError, match="'mysql'"):
+        storage_from_uri("mysql://localhost/db", instance_path=str(tmp_path))
 
 
 def test_sqlite_memory_path_refused(tmp_path: Any) -> None:

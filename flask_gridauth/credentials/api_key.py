@@ -12,7 +12,6 @@ from ..keys import check_key, hash_key
 from ..principal import Principal, PrincipalKind
 from ..records import KeyRecord, utcnow
 from ..storage import Storage
-from ..storage.redis import RedisStorage
 
 #: ``last_used_at`` is written at most this often per key (the first use at once).
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -82,7 +81,7 @@ def verify_api_key_counted(
     raw_key: str,
     *,
     pattern: Pattern[str],
-    storage: RedisStorage,
+    storage: Storage,
     expand: Expander,
     counter_prefix: str,
     windows: Sequence[str | int],

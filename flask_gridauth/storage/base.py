@@ -1,16 +1,56 @@
-"""The storage contract every backend keeps."""
+"""The storage contract every backend keeps, and the registry of URI schemes.
+
+:class:`Storage` is the complete interface: everything any module of the
+package uses of a backend is declared here. A subclass that declares
+``schemes`` is registered for them when the class is created, so
+:func:`~flask_gridauth.storage.storage_from_uri` finds third-party backends as
+it finds ours. Driver errors are turned into
+:class:`~flask_gridauth.errors.StorageError` here, once: every public method a
+subclass defines is wrapped so that an exception of one of its
+:attr:`Storage.driver_errors` leaves as ``StorageError``.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
+from ..errors import StorageError
 from ..records import KeyRecord
+
+if TYPE_CHECKING:
+    from limits.storage import Storage as LimitsStorage
 
 #: Fields :meth:`Storage.update` may change; everything else is fixed at creation.
 MUTABLE_FIELDS = frozenset({"name", "scopes", "metadata", "expires_at", "revoked_at", "rate_limit"})
+
+#: URI scheme -> the backend class registered for it (built-in backends register on first use).
+SCHEMES: dict[str, type[Storage]] = {}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: What :meth:`Storage.find_counted` returns: the record, whether its use was recorded, the counts.
+Counted = tuple[KeyRecord | None, bool, list[tuple[int, int]] | None]
+
+
+def _wrap_driver_errors(func: F) -> F:
+    """``func`` with its backend's driver errors raised as ``StorageError``."""
+
+    @functools.wraps(func)
+    def wrapper(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(self, *args, **kwargs)
+        except StorageError:
+            raise
+        except self.driver_errors as exc:
+            raise self.storage_error(exc) from None
+
+    wrapper.__gridauth_wrapped__ = True  # type: ignore[attr-defined]
+    return cast(F, wrapper)
 
 
 class Storage(ABC):
@@ -19,10 +59,40 @@ class Storage(ABC):
     Every method raises :class:`~flask_gridauth.errors.StorageError` (and only
     that) when the backend cannot answer. Backends connect lazily, so an app
     starts while its storage is down and answers 503 until it is back.
+
+    To write a backend: subclass, set :attr:`schemes` and
+    :attr:`driver_errors`, implement the abstract methods (and
+    :meth:`from_uri` if the constructor is not ``cls(uri, timeout=...)``), and
+    run :class:`flask_gridauth.testing.StorageContract` against it.
     """
 
-    #: The URI scheme(s) that select this backend.
-    schemes: tuple[str, ...] = ()
+    #: The URI scheme(s) that select this backend; declaring them registers the class.
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: Exception types of the driver; raised by a public method, they leave as ``StorageError``.
+    #: A backend that imports its driver lazily sets this on the instance.
+    driver_errors: tuple[type[BaseException], ...] = ()
+    #: ``True`` when :meth:`find_counted` counts rate limits itself (one round trip).
+    counts_in_lookup: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if name.startswith("_") or not inspect.isfunction(value) or getattr(value, "__gridauth_wrapped__", False):
+                continue
+            setattr(cls, name, _wrap_driver_errors(value))
+        if "schemes" in vars(cls):
+            for scheme in cls.schemes:
+                SCHEMES[scheme] = cls
+
+    @classmethod
+    def from_uri(cls, uri: str, *, instance_path: str, timeout: float) -> Storage:
+        """Build the backend for ``uri`` without contacting it; by default ``cls(uri, timeout=timeout)``."""
+        factory = cast(Callable[..., Storage], cls)
+        return factory(uri, timeout=timeout)
+
+    def storage_error(self, exc: BaseException) -> StorageError:
+        """The ``StorageError`` a driver error becomes; only its type by default (a message may hold a URI)."""
+        return StorageError(f"{type(self).__name__} failed: {type(exc).__name__}")
 
     @abstractmethod
     def add(self, record: KeyRecord) -> KeyRecord:
@@ -58,6 +128,39 @@ class Storage(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release connections; a later call reconnects."""
+
+    # -- optional capabilities: defaults that every backend may keep -----------
+
+    def find_counted(
+        self,
+        lookup: str,
+        *,
+        record_type: str,
+        now: float,
+        touch_interval: float,
+        counter_prefix: str,
+        windows: Sequence[str | int],
+    ) -> Counted:
+        """:meth:`find`, plus (where :attr:`counts_in_lookup`) the use and the rate-limit counts, at once.
+
+        A backend that can do it in one round trip sets :attr:`counts_in_lookup`
+        and, for a record of ``record_type`` that is neither revoked nor expired
+        at ``now`` (epoch seconds), records its use when ``touch_interval``
+        seconds have passed and, if the record has no own ``rate_limit``, hits
+        the counters ``counter_prefix + id + suffix`` of ``windows`` (suffix,
+        seconds, ...). Returns the record, whether its use was recorded, and
+        ``(count, milliseconds left in the window)`` per window when counted.
+        This default only finds: ``(find(lookup), False, None)``.
+        """
+        return self.find(lookup), False, None
+
+    def shared_counters(self) -> tuple[LimitsStorage, str] | None:
+        """A ``limits`` storage for rate-limit counters on this backend's own server, or ``None``.
+
+        Returned with the prefix :meth:`find_counted` must be given for the
+        counters of API keys to be the ones the ``limits`` storage hits.
+        """
+        return None
 
 
 def to_epoch(value: datetime | None) -> float | None:

@@ -19,6 +19,11 @@ class MemoryStorage(Storage):
 
     schemes = ("memory",)
 
+    @classmethod
+    def from_uri(cls, uri: str, *, instance_path: str, timeout: float) -> MemoryStorage:
+        """A fresh, empty store: ``memory://`` takes no options."""
+        return cls()
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, KeyRecord] = {}

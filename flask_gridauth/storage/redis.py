@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StorageError
 from ..records import KeyRecord
-from .base import KeyExistsError, Storage, check_changes, from_epoch, to_epoch
+from .base import Counted, KeyExistsError, Storage, check_changes, from_epoch, to_epoch
 
 if TYPE_CHECKING:
     import redis
+    from limits.storage import Storage as LimitsStorage
 
 _ADD = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -169,9 +169,17 @@ def _load(pair: list[bytes | None] | None) -> KeyRecord | None:
     )
 
 
+#: Valkey speaks the Redis protocol: its schemes are Redis's to the driver.
+_VALKEY = {"valkey": "redis", "valkeys": "rediss"}
+#: Rate-limit counters live under ``<prefix>:ratelimit:`` in Redis.
+COUNTER_SUFFIX = ":ratelimit"
+
+
 def split_uri(uri: str) -> tuple[str, str]:
-    """Separate our ``key_prefix`` query parameter from a Redis URI."""
+    """Separate our ``key_prefix`` query parameter from a Redis URI (``valkey://`` reads as ``redis://``)."""
     parts = urlsplit(uri)
+    if parts.scheme in _VALKEY:
+        parts = parts._replace(scheme=_VALKEY[parts.scheme])
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = next((v for k, v in query if k == "key_prefix"), "gridauth")
     rest = urlencode([(k, v) for k, v in query if k != "key_prefix"])
@@ -181,7 +189,8 @@ def split_uri(uri: str) -> tuple[str, str]:
 class RedisStorage(Storage):
     """Keys on a Redis server; revocations are seen by every process at once."""
 
-    schemes = ("redis", "rediss")
+    schemes = ("redis", "rediss", "valkey", "valkeys")
+    counts_in_lookup = True
 
     def __init__(self, uri: str, *, timeout: float = 2.0) -> None:
         try:
@@ -189,6 +198,7 @@ class RedisStorage(Storage):
         except ImportError:  # pragma: no cover - depends on the install
             raise ImportError("Redis storage needs the redis extra: pip install 'flask-gridauth[redis]'") from None
         self._redis_module = redis_module
+        self.driver_errors = (redis_module.RedisError,)
         url, self.prefix = split_uri(uri)
         # redis-py connects lazily: building the client never contacts the server.
         self.client: redis.Redis = redis_module.Redis.from_url(
@@ -209,12 +219,19 @@ class RedisStorage(Storage):
         """A Redis key under this storage's prefix."""
         return ":".join((self.prefix, *parts))
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except self._redis_module.RedisError as exc:
-            raise StorageError(f"Redis storage failed: {type(exc).__name__}") from None
+    def storage_error(self, exc: BaseException) -> StorageError:
+        """Only the error's type: a driver's message may hold the server's address or password."""
+        return StorageError(f"Redis storage failed: {type(exc).__name__}")
+
+    def shared_counters(self) -> tuple[LimitsStorage, str]:
+        """``limits``' Redis storage on this client's connection pool, under ``<prefix>:ratelimit``."""
+        from limits.storage import RedisStorage as LimitsRedisStorage
+
+        # Sharing the pool keeps one set of connections and the same timeouts.
+        counters = LimitsRedisStorage(
+            self.url, connection_pool=self.client.connection_pool, key_prefix=self.prefix + COUNTER_SUFFIX
+        )
+        return counters, f"{self.prefix}{COUNTER_SUFFIX}:"
 
     def add(self, record: KeyRecord) -> KeyRecord:
         """Store the record, the id index and both listings atomically."""
@@ -225,24 +242,21 @@ class RedisStorage(Storage):
             self.key("owner", record.owner),
             self.key("all"),
         ]
-        with self._errors():
-            seq = int(self._add(keys=keys, args=[record.lookup, record.id, _dump(dataclasses.replace(record, seq=0))]))
-            if seq == 0:
-                raise KeyExistsError(record.id)
-            if record.last_used_at is not None:
-                self.client.hset(keys[0], "u", repr(record.last_used_at.timestamp()))
+        seq = int(self._add(keys=keys, args=[record.lookup, record.id, _dump(dataclasses.replace(record, seq=0))]))
+        if seq == 0:
+            raise KeyExistsError(record.id)
+        if record.last_used_at is not None:
+            self.client.hset(keys[0], "u", repr(record.last_used_at.timestamp()))
         return dataclasses.replace(record, seq=seq)
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The key with this id, in one round trip."""
-        with self._errors():
-            return _load(self._get(keys=[self.key("id", key_id)], args=[self.prefix]))
+        return _load(self._get(keys=[self.key("id", key_id)], args=[self.prefix]))
 
     def find(self, lookup: str) -> KeyRecord | None:
         """The key with this hash or fingerprint: one ``HMGET``."""
-        with self._errors():
-            # execute_command skips redis-py's response callbacks: a plain list, decoded once by _load.
-            pair = self.client.execute_command("HMGET", self.key("rec", lookup), "d", "u")  # type: ignore[no-untyped-call]
+        # execute_command skips redis-py's response callbacks: a plain list, decoded once by _load.
+        pair = self.client.execute_command("HMGET", self.key("rec", lookup), "d", "u")  # type: ignore[no-untyped-call]
         return self._decode(pair)
 
     def _decode(self, reply: list[Any]) -> KeyRecord | None:
@@ -270,24 +284,18 @@ class RedisStorage(Storage):
         touch_interval: float,
         counter_prefix: str,
         windows: Sequence[str | int],
-    ) -> tuple[KeyRecord | None, bool, list[tuple[int, int]] | None]:
+    ) -> Counted:
         """:meth:`find`, the ``last_used_at`` write when due, and the key's counters, in one round trip.
 
-        A record of ``record_type`` that is neither revoked nor expired at
-        ``now`` has ``u`` set to ``now`` if it is missing or ``touch_interval``
-        seconds old; if the record has no own ``rate_limit``, the counters
-        ``counter_prefix + id + suffix`` of ``windows`` (suffix, seconds, ...)
-        are hit. Returns the record, whether its use was recorded here, and
-        ``(count, milliseconds left in the window)`` per window when counted.
+        See :meth:`Storage.find_counted <flask_gridauth.storage.Storage.find_counted>`.
         """
         key = self.key("rec", lookup)
         args = (repr(now), touch_interval, record_type, lookup, counter_prefix, *windows)
-        with self._errors():
-            try:
-                # execute_command skips the Script wrapper's per-call work; the script is loaded once.
-                reply = self.client.execute_command("EVALSHA", self._find_count.sha, 1, key, *args)  # type: ignore[no-untyped-call]
-            except self._no_script:
-                reply = self._find_count(keys=[key], args=args)
+        try:
+            # execute_command skips the Script wrapper's per-call work; the script is loaded once.
+            reply = self.client.execute_command("EVALSHA", self._find_count.sha, 1, key, *args)  # type: ignore[no-untyped-call]
+        except self._no_script:
+            reply = self._find_count(keys=[key], args=args)
         if not reply:
             return None, False, None
         record = self._decode(reply)
@@ -301,38 +309,33 @@ class RedisStorage(Storage):
         """Keys newest first, from the owner's sorted set."""
         index = self.key("all") if owner is None else self.key("owner", owner)
         args = [self.prefix, "" if before_seq is None else str(before_seq), str(limit)]
-        with self._errors():
-            rows = self._list(keys=[index], args=args)
+        rows = self._list(keys=[index], args=args)
         return [r for r in map(_load, rows) if r is not None]
 
     def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
         """Read, change and compare-and-set ``d``; retried if another writer got there first."""
         check_changes(changes)
-        with self._errors():
-            for _ in range(_CAS_ATTEMPTS):
-                pair = self._get(keys=[self.key("id", key_id)], args=[self.prefix])
-                record = _load(pair)
-                if record is None:
-                    return None
-                updated = dataclasses.replace(record, **changes)
-                if not changes or self._cas(keys=[self.key("rec", record.lookup)], args=[pair[0], _dump(updated)]):
-                    return updated
+        for _ in range(_CAS_ATTEMPTS):
+            pair = self._get(keys=[self.key("id", key_id)], args=[self.prefix])
+            record = _load(pair)
+            if record is None:
+                return None
+            updated = dataclasses.replace(record, **changes)
+            if not changes or self._cas(keys=[self.key("rec", record.lookup)], args=[pair[0], _dump(updated)]):
+                return updated
         raise StorageError("Redis storage failed: too many concurrent updates of one key")
 
     def touch(self, record: KeyRecord, when: datetime) -> None:
         """One ``HSET`` of ``u``: it never rewrites ``d``, so it cannot undo a revocation."""
-        with self._errors():
-            self.client.hset(self.key("rec", record.lookup), "u", repr(when.timestamp()))
+        self.client.hset(self.key("rec", record.lookup), "u", repr(when.timestamp()))
 
     def claim_once(self, token: str, ttl: float) -> bool:
         """``SET NX PX``: exactly one process wins a given token."""
-        with self._errors():
-            return bool(self.client.set(self.key("seen", token), b"1", nx=True, px=max(1, int(ttl * 1000))))
+        return bool(self.client.set(self.key("seen", token), b"1", nx=True, px=max(1, int(ttl * 1000))))
 
     def ping(self) -> None:
         """``PING`` the server."""
-        with self._errors():
-            self.client.ping()
+        self.client.ping()
 
     def close(self) -> None:
         """Drop pooled connections."""

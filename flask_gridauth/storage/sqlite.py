@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import StorageError
+from ..errors import ConfigurationError, StorageError
 from ..records import KeyRecord
 from .base import KeyExistsError, Storage, check_changes, from_epoch, to_epoch
 
@@ -95,10 +95,32 @@ def _record(row: tuple[Any, ...]) -> KeyRecord:
     )
 
 
+def sqlite_path(uri: str, instance_path: str) -> str:
+    """The file of a ``sqlite:///`` URI; a relative path is under the instance folder."""
+    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
+    if not path:
+        raise ConfigurationError("a SQLite storage URI looks like sqlite:///relative/path.db or sqlite:////abs/path.db")
+    return path if os.path.isabs(path) else os.path.join(instance_path, path)
+
+
 class SQLiteStorage(Storage):
     """Keys in one SQLite file, shared by every thread and process that opens it."""
 
     schemes = ("sqlite",)
+    driver_errors = (sqlite3.Error,)
+
+    @classmethod
+    def from_uri(cls, uri: str, *, instance_path: str, timeout: float) -> SQLiteStorage:
+        """``sqlite:///relative.db`` (under ``instance_path``) or ``sqlite:////absolute.db``; makes the folder."""
+        path = sqlite_path(uri, instance_path)
+        directory = os.path.dirname(path) or "."
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the folder for the SQLite storage {directory!r}: {exc.strerror}"
+            ) from None
+        return cls(path, timeout=timeout)
 
     def __init__(self, path: str, *, timeout: float = 2.0) -> None:
         if path in ("", ":memory:"):
@@ -166,28 +188,20 @@ class SQLiteStorage(Storage):
         conn: sqlite3.Connection = local.conn
         return conn
 
-    def _error(self, exc: sqlite3.Error) -> StorageError:
-        # The driver's message never names a key: safe to keep. The path tells an operator which file.
+    def storage_error(self, exc: BaseException) -> StorageError:
+        """The driver's message never names a key: safe to keep. The path tells an operator which file."""
         return StorageError(f"SQLite storage {self.path} failed: {type(exc).__name__}: {exc}")
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
-
-    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._errors():
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def add(self, record: KeyRecord) -> KeyRecord:
         """Insert the key; its ``seq`` is the row id."""
@@ -216,17 +230,16 @@ class SQLiteStorage(Storage):
                     ),
                 )
                 seq = int(cur.lastrowid or 0)
-        except StorageError as exc:
+        except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc):
                 raise KeyExistsError(record.id) from None
             raise
         return dataclasses.replace(record, seq=seq)
 
     def _one(self, where: str, value: str) -> KeyRecord | None:
-        with self._errors():
-            # ``where`` is one of two fixed column names, never caller input.
-            sql = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE {where} = ?"  # noqa: S608
-            row = self._conn.execute(sql, (value,)).fetchone()
+        # ``where`` is one of two fixed column names, never caller input.
+        sql = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE {where} = ?"  # noqa: S608
+        row = self._conn.execute(sql, (value,)).fetchone()
         return None if row is None else _record(row)
 
     def _with_pending(self, record: KeyRecord) -> KeyRecord:
@@ -241,10 +254,7 @@ class SQLiteStorage(Storage):
 
     def find(self, lookup: str) -> KeyRecord | None:
         """The key with this hash or fingerprint: one indexed SELECT (the hot path)."""
-        try:
-            row = self._conn.execute(_FIND_SQL, (lookup,)).fetchone()
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        row = self._conn.execute(_FIND_SQL, (lookup,)).fetchone()
         if row is None:
             return None
         rows = self._rows
@@ -271,9 +281,8 @@ class SQLiteStorage(Storage):
             clauses.append("seq < ?")
             params.append(before_seq)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        with self._errors():
-            sql = f"SELECT {_COLUMNS} FROM gridauth_keys{where} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - fixed clauses
-            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        sql = f"SELECT {_COLUMNS} FROM gridauth_keys{where} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - fixed clauses
+        rows = self._conn.execute(sql, (*params, limit)).fetchall()
         records = [_record(row) for row in rows]
         return [self._with_pending(r) for r in records] if self._pending else records
 
@@ -298,8 +307,7 @@ class SQLiteStorage(Storage):
     def touch(self, record: KeyRecord, when: datetime) -> None:
         """Set ``last_used_at``: a first use at once, a refresh with the next flush (see the module docstring)."""
         if record.last_used_at is None:
-            with self._errors():
-                self._conn.execute(_TOUCH_SQL, (when.timestamp(), record.id))
+            self._conn.execute(_TOUCH_SQL, (when.timestamp(), record.id))
             return
         with self._pending_lock:
             self._pending[record.id] = when.timestamp()
@@ -323,7 +331,7 @@ class SQLiteStorage(Storage):
         try:
             with self._write() as conn:
                 conn.executemany(_TOUCH_SQL, [(used, key_id) for key_id, used in batch.items()])
-        except StorageError:
+        except sqlite3.Error:
             with self._pending_lock:
                 # Put them back (a newer refresh made meanwhile wins) for the next flush.
                 self._pending = {**batch, **self._pending}
@@ -332,23 +340,21 @@ class SQLiteStorage(Storage):
     def claim_once(self, token: str, ttl: float) -> bool:
         """Insert ``token``, or take over an expired row; a live row means a replay."""
         now = time.time()
-        with self._errors():
-            conn = self._conn
-            self._claims += 1
-            if self._claims % 1000 == 0:
-                conn.execute("DELETE FROM gridauth_seen WHERE expires_at <= ?", (now,))
-            cur = conn.execute(
-                "INSERT INTO gridauth_seen (token, expires_at) VALUES (?, ?)"
-                " ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at"
-                " WHERE gridauth_seen.expires_at <= ?",
-                (token, now + ttl, now),
-            )
-            return cur.rowcount == 1
+        conn = self._conn
+        self._claims += 1
+        if self._claims % 1000 == 0:
+            conn.execute("DELETE FROM gridauth_seen WHERE expires_at <= ?", (now,))
+        cur = conn.execute(
+            "INSERT INTO gridauth_seen (token, expires_at) VALUES (?, ?)"
+            " ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at"
+            " WHERE gridauth_seen.expires_at <= ?",
+            (token, now + ttl, now),
+        )
+        return cur.rowcount == 1
 
     def ping(self) -> None:
         """Run a trivial query against the file."""
-        with self._errors():
-            self._conn.execute("SELECT 1 FROM gridauth_keys LIMIT 1").fetchall()
+        self._conn.execute("SELECT 1 FROM gridauth_keys LIMIT 1").fetchall()
 
     def close(self) -> None:
         """Write pending ``last_used_at`` refreshes, then close this thread's connection."""

@@ -1,0 +1,253 @@
+"""Test helpers for code built on flask_gridauth, starting with the storage contract suite.
+
+:class:`StorageContract` is the suite every built-in backend passes, as a base
+class. A third-party backend runs it by subclassing it in a test module and
+providing a ``storage_factory`` fixture::
+
+    import pytest
+    from flask_gridauth.testing import StorageContract
+
+    class TestMyStorage(StorageContract):
+        @pytest.fixture
+        def storage_factory(self, tmp_path):
+            return lambda: MyStorage(str(tmp_path / "keys"))
+
+Each call of the factory opens a handle on the same store, empty at the start
+of the test; the suite closes every handle it opened. A backend that is private
+to one object (like ``memory://``) sets ``shared_between_handles = False``.
+This module needs pytest, and is imported only by tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from .keys import hash_key
+from .records import KeyRecord, new_key_id, utcnow
+from .storage import KeyExistsError, Storage
+
+__all__ = ["StorageContract", "make_record"]
+
+
+def make_record(owner: str = "alice", **changes: Any) -> KeyRecord:
+    """A fresh API key record with a unique id and lookup; ``changes`` replace fields."""
+    key_id = new_key_id()
+    record = KeyRecord(
+        id=key_id,
+        name="contract",
+        type="api_key",
+        lookup=hash_key(key_id),
+        prefix="grd_live_00000000",
+        scopes=("read", "holdings:write"),
+        environment="live",
+        owner=owner,
+        created_at=utcnow().replace(microsecond=0),
+        metadata={"team": "ops"},
+    )
+    return dataclasses.replace(record, **changes)
+
+
+class StorageContract:
+    """Behaviour every backend must share: subclass it and provide a ``storage_factory`` fixture."""
+
+    #: ``False`` for a backend whose handles do not share one store (``memory://``).
+    shared_between_handles: bool = True
+
+    @pytest.fixture
+    def storage_factory(self) -> Callable[[], Storage]:
+        """Override: a callable that opens a handle on the store under test (empty at the start)."""
+        raise NotImplementedError("subclass StorageContract and provide a storage_factory fixture")
+
+    @pytest.fixture
+    def open_storage(self, storage_factory: Callable[[], Storage]) -> Iterator[Callable[[], Storage]]:
+        """Open handles through the factory; every one is closed after the test."""
+        opened: list[Storage] = []
+
+        def open_one() -> Storage:
+            backend = storage_factory()
+            opened.append(backend)
+            return backend
+
+        yield open_one
+        for backend in opened:
+            backend.close()
+
+    @pytest.fixture
+    def storage(self, open_storage: Callable[[], Storage]) -> Storage:
+        """The backend under test."""
+        return open_storage()
+
+    def test_add_then_find_by_lookup(self, storage: Storage) -> None:
+        """A stored key comes back whole from its lookup, with a seq assigned."""
+        record = make_record()
+        stored = storage.add(record)
+        assert stored.seq > 0
+        found = storage.find(record.lookup)
+        assert found is not None
+        assert found == dataclasses.replace(record, seq=stored.seq)
+        assert found.created_at.tzinfo is not None
+
+    def test_get_by_id(self, storage: Storage) -> None:
+        """A key is found by its id and a missing id gives None."""
+        record = storage.add(make_record())
+        assert storage.get(record.id) == record
+        assert storage.get("key_missing") is None
+        assert storage.find("0" * 64) is None
+
+    def test_duplicate_lookup_refused(self, storage: Storage) -> None:
+        """Two keys can never share a lookup (hash or fingerprint)."""
+        first = storage.add(make_record())
+        with pytest.raises(KeyExistsError):
+            storage.add(make_record(lookup=first.lookup))
+
+    def test_list_newest_first_per_owner(self, storage: Storage) -> None:
+        """Listing is per owner, newest first, and pages by seq."""
+        same_time = utcnow().replace(microsecond=0)
+        ids = [storage.add(make_record(created_at=same_time)).id for _ in range(5)]
+        storage.add(make_record(owner="bob"))
+        listed = storage.list("alice", limit=10)
+        assert [r.id for r in listed] == ids[::-1]
+        page = storage.list("alice", limit=2, before_seq=listed[1].seq)
+        assert [r.id for r in page] == ids[::-1][2:4]
+        assert len(storage.list(None, limit=10)) == 6
+
+    def test_update_changes_only_named_fields(self, storage: Storage) -> None:
+        """An update changes the named fields and keeps the rest."""
+        record = storage.add(make_record())
+        when = utcnow().replace(microsecond=0) + timedelta(days=1)
+        updated = storage.update(
+            record.id, {"name": "renamed", "scopes": ("read",), "expires_at": when, "rate_limit": "5/minute"}
+        )
+        assert updated is not None
+        assert (updated.name, updated.scopes, updated.expires_at, updated.rate_limit) == (
+            "renamed",
+            ("read",),
+            when,
+            "5/minute",
+        )
+        assert updated.metadata == {"team": "ops"} and updated.owner == "alice"
+        cleared = storage.update(record.id, {"expires_at": None})
+        assert cleared is not None and cleared.expires_at is None
+        assert storage.update("key_missing", {"name": "x"}) is None
+
+    def test_update_refuses_fixed_fields(self, storage: Storage) -> None:
+        """The owner, hash and type of a key can never be changed."""
+        record = storage.add(make_record())
+        with pytest.raises(ValueError, match="cannot be changed"):
+            storage.update(record.id, {"owner": "mallory"})
+
+    def test_revocation_visible_immediately(self, storage: Storage) -> None:
+        """A revoked_at written by update is what the next find returns."""
+        record = storage.add(make_record())
+        now = utcnow().replace(microsecond=0)
+        storage.update(record.id, {"revoked_at": now})
+        found = storage.find(record.lookup)
+        assert found is not None and found.revoked_at == now
+
+    def test_touch_sets_last_used(self, storage: Storage) -> None:
+        """touch records last_used_at without disturbing a revocation."""
+        record = storage.add(make_record())
+        revoked = utcnow().replace(microsecond=0)
+        storage.update(record.id, {"revoked_at": revoked})
+        used = revoked + timedelta(seconds=5)
+        storage.touch(record, used)
+        found = storage.find(record.lookup)
+        assert found is not None
+        assert found.last_used_at == used
+        assert found.revoked_at == revoked
+
+    def test_claim_once(self, storage: Storage) -> None:
+        """A replay token is accepted once, then refused while it lives."""
+        assert storage.claim_once("sig-1", 30) is True
+        assert storage.claim_once("sig-1", 30) is False
+        assert storage.claim_once("sig-2", 30) is True
+
+    def test_claim_once_concurrent_single_winner(self, storage: Storage) -> None:
+        """Of many threads claiming one token at once, exactly one wins."""
+        results: list[bool] = []
+        barrier = threading.Barrier(8)
+
+        def claim() -> None:
+            barrier.wait()
+            results.append(storage.claim_once("race-token", 30))
+
+        threads = [threading.Thread(target=claim) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results.count(True) == 1
+
+    def test_concurrent_updates_lose_nothing(self, storage: Storage) -> None:
+        """Updates of different fields racing from two threads all survive."""
+        record = storage.add(make_record())
+
+        def rename() -> None:
+            for i in range(20):
+                storage.update(record.id, {"name": f"name-{i}"})
+
+        def relabel() -> None:
+            for i in range(20):
+                storage.update(record.id, {"metadata": {"n": i}})
+
+        threads = [threading.Thread(target=rename), threading.Thread(target=relabel)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = storage.get(record.id)
+        assert final is not None
+        assert (final.name, final.metadata) == ("name-19", {"n": 19})
+
+    def test_ping(self, storage: Storage) -> None:
+        """A reachable backend answers ping, and again after close() (a later call reconnects) with its keys."""
+        record = storage.add(make_record())
+        assert storage.ping() is None
+        storage.close()
+        assert storage.ping() is None
+        assert storage.get(record.id) == record
+
+    def test_concurrent_adds_from_threads(self, storage: Storage) -> None:
+        """Forty keys added from eight threads all land with distinct seqs."""
+        added: list[KeyRecord] = []
+        lock = threading.Lock()
+
+        def work() -> None:
+            for _ in range(5):
+                rec = storage.add(make_record(owner="threads"))
+                with lock:
+                    added.append(rec)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len({r.seq for r in added}) == 40
+        assert len(storage.list("threads", limit=100)) == 40
+
+    def test_second_handle_sees_changes(self, storage: Storage, open_storage: Callable[[], Storage]) -> None:
+        """A key added or revoked through one handle is what another handle on the same store reads."""
+        if not self.shared_between_handles:
+            pytest.skip("this backend's handles do not share a store")
+        other = open_storage()
+        record = storage.add(make_record())
+        assert other.find(record.lookup) == record
+        now = utcnow().replace(microsecond=0)
+        storage.update(record.id, {"revoked_at": now})
+        found = other.find(record.lookup)
+        assert found is not None and found.revoked_at == now
+        assert other.claim_once("shared-token", 30) is True
+        assert storage.claim_once("shared-token", 30) is False
+
+    def test_driver_errors_are_storage_errors(self, storage: Storage) -> None:
+        """Every public method of the backend class is wrapped so its driver errors leave as StorageError."""
+        for name in ("add", "get", "find", "list", "update", "touch", "claim_once", "ping"):
+            method = getattr(type(storage), name)
+            assert getattr(method, "__gridauth_wrapped__", False), name

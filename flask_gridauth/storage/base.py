@@ -23,9 +23,9 @@ from ..errors import StorageError
 from ..records import KeyRecord
 
 if TYPE_CHECKING:
-    from limits.storage import Storage as LimitsStorage
+    import limits.storage
 
-#: Fields :meth:`Storage.update` may change; everything else is fixed at creation.
+#: Fields :meth:`~flask_gridauth.storage.Storage.update` may change; everything else is fixed at creation.
 MUTABLE_FIELDS = frozenset({"name", "scopes", "metadata", "expires_at", "revoked_at", "rate_limit"})
 
 #: URI scheme -> the backend class registered for it (built-in backends register on first use).
@@ -154,7 +154,7 @@ class Storage(ABC):
         """
         return self.find(lookup), False, None
 
-    def shared_counters(self) -> tuple[LimitsStorage, str] | None:
+    def shared_counters(self) -> tuple[limits.storage.Storage, str] | None:
         """A ``limits`` storage for rate-limit counters on this backend's own server, or ``None``.
 
         Returned with the prefix :meth:`find_counted` must be given for the

@@ -37,8 +37,8 @@ from ..records import KeyRecord
 from .base import Counted, KeyExistsError, Storage, check_changes, from_epoch, to_epoch
 
 if TYPE_CHECKING:
+    import limits.storage
     import redis
-    from limits.storage import Storage as LimitsStorage
 
 _ADD = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -223,7 +223,7 @@ class RedisStorage(Storage):
         """Only the error's type: a driver's message may hold the server's address or password."""
         return StorageError(f"Redis storage failed: {type(exc).__name__}")
 
-    def shared_counters(self) -> tuple[LimitsStorage, str]:
+    def shared_counters(self) -> tuple[limits.storage.Storage, str]:
         """``limits``' Redis storage on this client's connection pool, under ``<prefix>:ratelimit``."""
         from limits.storage import RedisStorage as LimitsRedisStorage
 

@@ -16,6 +16,7 @@ from .errors import (
     Unavailable,
 )
 from .extension import GridAuth, get_state
+from .limiter import gridauth_key
 from .management import KeyManager
 from .principal import Principal, current_principal
 from .records import KeyRecord
@@ -45,6 +46,7 @@ __all__ = [
     "current_principal",
     "dashboard_blueprint",
     "get_state",
+    "gridauth_key",
     "key_created",
     "key_revoked",
     "key_rotated",

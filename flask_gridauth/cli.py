@@ -9,9 +9,7 @@ one-line ``Error: ...`` and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import secrets
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -234,19 +232,17 @@ def rotate_token(yes: bool) -> None:
 
     Running servers keep the old token until they restart.
     """
-    from .credentials.token import BANNER, write_token_file
+    from .credentials.token import TokenSettings, rotate_token
 
-    if current_app.config.get(c.API_TOKEN) is not None or os.environ.get("GRIDAUTH_API_TOKEN"):
-        raise click.ClickException(
-            "the bootstrap token comes from GRIDAUTH_API_TOKEN (config or environment): change it there"
-        )
-    path = current_app.config[c.TOKEN_FILE]
+    settings = TokenSettings.from_config(current_app.config, get_state().key_prefix)
+    settings.check_rotatable()
     if not yes:
-        click.confirm(f"Replace the bootstrap token in {path}? The old token stops working on restart", abort=True)
-    token = secrets.token_urlsafe(32)
-    write_token_file(path, token, replace=True)
-    click.echo(f"New bootstrap token written to {path}. Restart running servers to use it.")
-    click.echo(BANNER.format(token=token))
+        click.confirm(
+            f"Replace the bootstrap token in {settings.file}? The old token stops working on restart", abort=True
+        )
+    token = rotate_token(settings)
+    click.echo(f"New bootstrap token written to {settings.file}. Restart running servers to use it.")
+    click.echo(settings.banner.replace("{token}", token))
 
 
 gridauth_cli.add_command(keygen)

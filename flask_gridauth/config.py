@@ -12,19 +12,35 @@ from typing import Any
 
 from flask import Flask
 
+from .errors import ConfigurationError
+
 #: Storage backend: ``memory://``, ``sqlite:///path`` or ``redis://`` / ``rediss://``.
 #: ``None`` means SQLite at ``<instance>/gridauth.db``.
 STORAGE_URI = "GRIDAUTH_STORAGE_URI"
 #: First part of every API key: ``<prefix>_<live|test>_<48 hex>``.
 KEY_PREFIX = "GRIDAUTH_KEY_PREFIX"
-#: The bootstrap token. ``None`` reads the ``GRIDAUTH_API_TOKEN`` environment
-#: variable, else the token file, else generates one.
+#: The bootstrap token. ``None`` reads the environment variable ``GRIDAUTH_TOKEN_ENV`` names,
+#: else the token file, else generates one. ``False``: no bootstrap token at all.
 API_TOKEN = "GRIDAUTH_API_TOKEN"  # noqa: S105 - a config key's name, not a secret
 #: Where a generated bootstrap token is kept (mode 0600).
 TOKEN_FILE = "GRIDAUTH_TOKEN_FILE"  # noqa: S105 - a config key's name, not a secret
+#: The environment variable read for the bootstrap token.
+TOKEN_ENV = "GRIDAUTH_TOKEN_ENV"  # noqa: S105 - a config key's name, not a secret
+#: The environment variable whose value ``disabled`` turns authentication off.
+AUTH_ENV = "GRIDAUTH_AUTH_ENV"
+#: Prefix of a generated bootstrap token: ``"grip_"`` gives ``grip_<43 characters>``.
+TOKEN_PREFIX = "GRIDAUTH_TOKEN_PREFIX"  # noqa: S105 - a config key's name, not a secret
+#: ``False``: a new bootstrap token on every start, printed, never written to disk.
+TOKEN_PERSIST = "GRIDAUTH_TOKEN_PERSIST"  # noqa: S105 - a config key's name, not a secret
+#: A dotted path (``"gateway.api.auth_token"``): the token lives at that path inside the
+#: JSON token file, whose other settings are kept as they are.
+TOKEN_FILE_KEY = "GRIDAUTH_TOKEN_FILE_KEY"  # noqa: S105 - a config key's name, not a secret
+#: Printed once to stderr when a token is generated; ``{token}`` is replaced by the token.
+TOKEN_BANNER = "GRIDAUTH_TOKEN_BANNER"  # noqa: S105 - a config key's name, not a secret
 #: Owner recorded on keys the bootstrap token creates without naming one.
 TOKEN_OWNER = "GRIDAUTH_TOKEN_OWNER"  # noqa: S105 - a config key's name, not a secret
-#: Authentication on or off. ``GRIDAUTH_AUTH=disabled`` in the environment sets False.
+#: Authentication on or off. ``GRIDAUTH_AUTH=disabled`` in the environment (the variable
+#: ``GRIDAUTH_AUTH_ENV`` names) sets False.
 ENABLED = "GRIDAUTH_ENABLED"
 #: JWT issuers: dicts with ``issuer``, ``jwks_url`` or ``secret``, ``algorithms``,
 #: and optionally ``audience``, ``scopes_claim``, ``all_scopes``, ``leeway``.
@@ -89,6 +105,12 @@ DEFAULTS: dict[str, Any] = {
     KEY_PREFIX: "grd",
     API_TOKEN: None,
     TOKEN_FILE: None,
+    TOKEN_ENV: "GRIDAUTH_API_TOKEN",
+    AUTH_ENV: "GRIDAUTH_AUTH",
+    TOKEN_PREFIX: "",
+    TOKEN_PERSIST: True,
+    TOKEN_FILE_KEY: None,
+    TOKEN_BANNER: "AUTH TOKEN (save this — shown only once): {token}",
     TOKEN_OWNER: "admin",
     ENABLED: True,
     JWT_ISSUERS: [],
@@ -123,5 +145,12 @@ def apply_defaults(app: Flask) -> None:
         app.config[STORAGE_URI] = "sqlite:///" + os.path.join(app.instance_path, "gridauth.db")
     if app.config[TOKEN_FILE] is None:
         app.config[TOKEN_FILE] = os.path.join(app.instance_path, "gridauth-token.json")
-    if os.environ.get("GRIDAUTH_AUTH", "").strip().lower() == "disabled":
+    if auth_disabled_by_environment(app.config[AUTH_ENV]):
         app.config[ENABLED] = False
+
+
+def auth_disabled_by_environment(variable: object) -> bool:
+    """Whether the environment variable ``variable`` (``GRIDAUTH_AUTH_ENV``) says ``disabled``."""
+    if not isinstance(variable, str) or not variable:
+        raise ConfigurationError("GRIDAUTH_AUTH_ENV must be an environment variable name")
+    return os.environ.get(variable, "").strip().lower() == "disabled"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -14,7 +13,7 @@ from . import config as c
 from . import signals
 from .credentials.api_key import verify_api_key, verify_api_key_counted
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
-from .credentials.token import resolve_token, token_digest, token_principal, verify_token
+from .credentials.token import bootstrap_digest, token_principal, verify_token
 from .errors import (
     ConfigurationError,
     Forbidden,
@@ -75,7 +74,7 @@ class GridAuthState:
         self.disabled_principal = Principal(kind="disabled", id="anonymous", owner=owner, scopes=frozenset({"*"}))
         self.token_digest: bytes | None = None
         if self.enabled:
-            self.token_digest = token_digest(resolve_token(cfg[c.API_TOKEN], cfg[c.TOKEN_FILE]))
+            self.token_digest = bootstrap_digest(cfg, self.key_prefix)
 
         self.jwt: JWTVerifier | None = _build_jwt(app, self.expand)
         self.signatures: SignatureVerifier = _build_signatures(app)
@@ -343,11 +342,11 @@ class GridAuth:
         app.cli.add_command(gridauth_cli)
         if not state.enabled:
             message = (
-                "flask_gridauth: AUTHENTICATION IS DISABLED (GRIDAUTH_ENABLED=False or GRIDAUTH_AUTH=disabled):"
+                "flask_gridauth: AUTHENTICATION IS DISABLED"
+                f" (GRIDAUTH_ENABLED=False or {app.config[c.AUTH_ENV]}=disabled):"
                 " every request is let through with every scope. Never run like this where others can connect."
             )
-            logger.warning(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            logger.warning(message)  # once: a RuntimeWarning as well printed it twice
 
     @property
     def keys(self) -> KeyManager:

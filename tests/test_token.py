@@ -148,10 +148,10 @@ def test_four_workers_share_one_token(tmp_path: Path) -> None:
 
 
 def test_short_configured_token_warns(tmp_path: Path, caplog: Any) -> None:
-    """A configured token under 32 characters works but logs a warning that never shows the token."""
+    """A configured token of 16-31 characters works but logs a warning that never shows the token."""
     caplog.set_level("WARNING", logger="flask_gridauth")
-    app = make_app(tmp_path / "inst", GRIDAUTH_API_TOKEN="short-token")
-    assert app.test_client().get("/items", headers=bearer("short-token")).status_code == 200
+    app = make_app(tmp_path / "inst", GRIDAUTH_API_TOKEN="short-token-0123")
+    assert app.test_client().get("/items", headers=bearer("short-token-0123")).status_code == 200
     messages = [r.getMessage() for r in caplog.records]
     assert any("shorter than 32" in m for m in messages)
     assert not any("short-token" in m for m in messages)

@@ -20,9 +20,9 @@ CredentialKind = Literal["api_key", "jwt", "signature", "token"]
 #: Longest credential looked at; anything longer is refused unread.
 MAX_CREDENTIAL_LENGTH = 4096
 
-#: RFC 6750 ``b64token``: no whitespace, no comma, ASCII only. Two joined
-#: ``Authorization`` headers (``a, b``) therefore never parse.
-TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: Printable ASCII without whitespace (a bootstrap token may be any such string). Two
+#: joined ``Authorization`` headers (``Bearer a, Bearer b``) hold a space and never parse.
+TOKEN_RE = re.compile(r"[!-~]+")
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 

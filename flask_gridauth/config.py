@@ -73,7 +73,8 @@ RATELIMIT_ENABLED = "GRIDAUTH_RATELIMIT_ENABLED"
 #: Where rate-limit counters live (``memory://``, ``redis://``); ``None`` shares the key storage's
 #: Redis when it is Redis, else per-process memory.
 RATELIMIT_STORAGE_URI = "GRIDAUTH_RATELIMIT_STORAGE_URI"
-#: Failed authentications accepted per client address before 429.
+#: Failed authentications accepted per client address; only the failures past it get 429
+#: (a valid credential is never refused by this limit).
 FAILED_AUTH_LIMIT = "GRIDAUTH_FAILED_AUTH_LIMIT"
 #: Scope a route without a scope decorator needs, by HTTP method; a method it does not name
 #: needs ``write`` (fail closed); ``None`` turns it off.

@@ -167,8 +167,8 @@ class GridAuthState:
             raise
         if credential is None:
             raise Unauthorized()
-        if self.ratelimit is not None:
-            self.ratelimit.check_address(req.remote_addr)
+        # No address check first: a valid credential is never refused by the failed-authentication
+        # limit (one attacker behind a NAT must not lock everyone out); _failed answers 429 past it.
         return self.verify(credential, precount=True)
 
     def verify(self, credential: Credential, *, precount: bool = False) -> Principal:
@@ -222,8 +222,6 @@ class GridAuthState:
             self._failed("malformed", "malformed credential")
             raise
         credential = classify_token(token, self.key_prefix)
-        if self.ratelimit is not None:
-            self.ratelimit.check_address(request.remote_addr)
         return self.verify(credential)
 
     def _failed(self, kind: str, reason: str) -> None:
@@ -232,7 +230,7 @@ class GridAuthState:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         signals.authentication_failed.send(app, kind=kind, reason=reason, remote_addr=remote)
         if self.ratelimit is not None:
-            self.ratelimit.record_failure(remote)
+            self.ratelimit.record_failure(remote)  # 429 instead of the 401 once past the limit
 
 
 def _serves_static(endpoint: str) -> bool:

@@ -42,7 +42,6 @@ import functools
 import ipaddress
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, ParamSpec, TypeVar
@@ -82,8 +81,6 @@ HEADER_RETRY_AFTER = HeaderNames.RETRY_AFTER.value
 
 #: Schemes ``GRIDAUTH_RATELIMIT_STORAGE_URI`` accepts.
 STORAGE_SCHEMES = ("memory", "redis", "rediss")
-#: Most addresses one process remembers as recently failed; past it, every address is checked in storage.
-MAX_SUSPECTS = 10_000
 #: Most window ends and parsed ``rate_limit`` strings cached per process.
 MAX_CACHED = 10_000
 
@@ -132,13 +129,6 @@ class Precount(NamedTuple):
     #: ``(suffix, window seconds)`` of each default limit, flattened for the script.
     windows: tuple[str | int, ...]
     limits: tuple[Limit, ...]
-
-
-class _Suspect(NamedTuple):
-    """An address that failed recently, as this process knows it."""
-
-    until: float
-    blocked: bool
 
 
 def parse_limits(value: str) -> tuple[Limit, ...]:
@@ -254,9 +244,6 @@ class RateLimits:
         self._resets: dict[str, float] = {}
         self._parsed: dict[str, tuple[Limit, ...] | None] = {}
         self._routes: dict[str | None, tuple[Limit, ...]] = {}
-        self._suspects: dict[str, _Suspect] = {}
-        self._check_all_until = 0.0
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], storage: Storage) -> RateLimits:
@@ -414,86 +401,39 @@ class RateLimits:
 
     # -- failed authentications ----------------------------------------------
 
-    def check_address(self, remote_addr: str | None) -> None:
-        """429 if this address has used up its failed authentications; runs before any verification.
-
-        A process consults the shared counter only for addresses it has itself
-        seen fail in the current window, so a valid request from a clean
-        address costs no storage call. See the guide for the exact guarantee.
-        """
-        if (not self._suspects and not self._check_all_until) or self.failed is None:
-            return
-        bucket = address_bucket(remote_addr)
-        suspect = self._suspects.get(bucket)
-        if suspect is None and not self._check_all_until:
-            return
-        now = time.time()
-        if suspect is not None and suspect.until <= now:
-            self._suspects.pop(bucket, None)
-            suspect = None
-        if suspect is None:
-            if self._check_all_until <= now:
-                self._check_all_until = 0.0
-                return
-        elif suspect.blocked:
-            self._refuse(bucket, suspect.until, now)
-        worst: float | None = None
-        try:
-            for limit in self.failed:
-                key = "failed:" + bucket + limit.suffix
-                if self.counters.get(key) >= limit.amount:
-                    reset = self._reset_of(key, limit, 0, now)
-                    worst = reset if worst is None else max(worst, reset)
-        except self._errors as exc:
-            raise _unavailable(exc) from None
-        if worst is not None:
-            self._remember(bucket, _Suspect(worst, blocked=True), now)
-            self._refuse(bucket, worst, now)
-
     def record_failure(self, remote_addr: str | None) -> None:
-        """Count a failed authentication against the client address, in the shared counters."""
+        """Count a failed authentication against the client address; 429 once it is past the limit.
+
+        Called only after a credential failed, so a valid credential is never
+        refused by this limit, whoever else shares the address (a NAT, an office
+        proxy): only the failures past the limit get 429 instead of 401. One
+        counter call per failure, none for a request that authenticates.
+        """
         if self.failed is None:
             return
         bucket = address_bucket(remote_addr)
         now = time.time()
-        until = now
-        blocked = False
+        worst: float | None = None
+        first = False
         try:
             for limit in self.failed:
                 key = "failed:" + bucket + limit.suffix
                 count = self.counters.incr(key, limit.expiry)
                 reset = self._reset_of(key, limit, count, now)
-                until = max(until, reset)
-                if count >= limit.amount:
-                    blocked = True
+                if count > limit.amount:
+                    worst = reset if worst is None else max(worst, reset)
+                    first = first or count == limit.amount + 1
         except self._errors as exc:
             raise _unavailable(exc) from None
-        if blocked and not getattr(self._suspects.get(bucket), "blocked", False):
-            logger.warning("failed-authentication limit reached: remote=%s; refusing it until the window ends", bucket)
-        self._remember(bucket, _Suspect(until, blocked), now)
-
-    def _remember(self, bucket: str, suspect: _Suspect, now: float) -> None:
-        suspects = self._suspects
-        if bucket not in suspects and len(suspects) >= MAX_SUSPECTS:
-            with self._lock:
-                for name, entry in list(suspects.items()):
-                    if entry.until <= now:
-                        suspects.pop(name, None)
-                if len(suspects) >= MAX_SUSPECTS:
-                    # Too many failing addresses to remember: fail closed by asking storage about every
-                    # address until the longest window has passed.
-                    longest = max(limit.expiry for limit in self.failed or ())
-                    self._check_all_until = now + longest
-                    return
-        suspects[bucket] = suspect
-
-    def _refuse(self, bucket: str, until: float, now: float) -> None:
-        if self.failed is None:  # pragma: no cover - callers check first
+        if worst is None:
             return
-        limit = self.failed[0].amount
+        if first:
+            logger.warning(
+                "failed-authentication limit reached: remote=%s; its failures get 429 until the window ends", bucket
+            )
         raise RateLimited(
             "Too many failed authentications from this address",
-            headers=Stats(limit, 0, until).headers(now, retry_after=True),
+            headers=Stats(self.failed[0].amount, 0, worst).headers(now, retry_after=True),
         )
 
 

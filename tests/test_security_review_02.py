@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask
+
+from flask_gridauth import RateLimited, Unauthorized, get_state
+from flask_gridauth.keys import generate_key
 
 from .conftest import TOKEN, bearer, build_app, create_key
 
@@ -60,3 +64,49 @@ def test_method_table_none_still_turns_the_default_off(tmp_path: Any) -> None:
     app, _ = _method_app(tmp_path, GRIDAUTH_METHOD_SCOPES=None)
     _, outsider = create_key(app, ["billing:read"])
     assert app.test_client().open("/dav", method="PURGE", headers=bearer(outsider)).status_code == 200
+
+
+# -- i1: the failed-authentication throttle never refuses a valid credential ----------------------------------------
+
+
+@pytest.fixture
+def throttled(make_app: Callable[..., Flask]) -> Flask:
+    """An app on the current backend whose failed-authentication limit is 3 a minute."""
+    return make_app(GRIDAUTH_RATELIMIT_ENABLED=True, GRIDAUTH_FAILED_AUTH_LIMIT="3/minute")
+
+
+def test_valid_key_from_a_throttled_address_is_served(throttled: Flask) -> None:
+    """Behind one NAT, an attacker's failures past the limit get 429, but a valid key from that address gets 200."""
+    _, good = create_key(throttled)
+    client = throttled.test_client()
+    statuses = [client.get("/items", headers=bearer(generate_key("grd"))).status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+    assert client.get("/items", headers=bearer(good)).status_code == 200
+    assert client.get("/items", headers=bearer(TOKEN)).status_code == 200
+    refused = client.get("/items", headers=bearer(generate_key("grd")))
+    assert refused.status_code == 429
+    assert refused.get_json()["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert client.get("/items", headers=bearer(good)).status_code == 200
+
+
+def test_malformed_credentials_past_the_limit_get_429_and_valid_ones_pass(throttled: Flask) -> None:
+    """Malformed credentials count too; past the limit they are 429, and a valid key still passes."""
+    _, good = create_key(throttled)
+    client = throttled.test_client()
+    statuses = [client.get("/items", headers=bearer("not a token")).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    assert client.get("/items", headers=bearer(good)).status_code == 200
+
+
+def test_dashboard_sign_in_with_a_valid_key_from_a_throttled_address(throttled: Flask) -> None:
+    """The verify_bearer path (dashboard sign-in) also serves a valid credential from a throttled address."""
+    _, good = create_key(throttled, ["admin"])
+    state = get_state(throttled)
+    with throttled.test_request_context("/", environ_base={"REMOTE_ADDR": "192.0.2.9"}):
+        for _ in range(3):
+            with pytest.raises(Unauthorized):
+                state.verify_bearer(generate_key("grd"))
+        with pytest.raises(RateLimited):
+            state.verify_bearer(generate_key("grd"))
+        assert state.verify_bearer(good).owner == "alice"

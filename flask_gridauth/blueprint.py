@@ -1,8 +1,9 @@
 """``api_keys_blueprint``: /health, /me, /openapi.json and the /api-keys routes.
 
 Every route is a thin HTTP layer over :class:`~flask_gridauth.management.KeyManager`:
-it parses the body strictly, picks the owner the caller may act for, and lets
-the manager apply its rules (validation, owner isolation, no escalation).
+it guards the body (size, duplicate fields, NaN, one JSON object) and hands it
+to the manager, which checks it against the one schema (:mod:`.schema`) and
+applies its rules (owner isolation, no escalation); errors become JSON.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from flask.blueprints import BlueprintSetupState
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .errors import Forbidden, GridAuthError, InvalidRequest, PayloadTooLarge, StorageError, Unavailable
+from .errors import GridAuthError, InvalidRequest, PayloadTooLarge, StorageError, Unavailable
 from .extension import JSON_PREFIXES, get_state
-from .management import MAX_NAME
 from .openapi import openapi_document
 from .principal import Principal, current_principal
 from .records import KeyRecord
@@ -47,11 +47,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 CURSOR_MAX_AGE = 24 * 3600
 MAX_CURSOR = 512
 
-KEY_FIELDS = ("name", "scopes", "expires_in", "expires_at", "environment", "rate_limit", "metadata", "owner")
-CREATE_FIELDS = frozenset((*KEY_FIELDS, "type", "public_key"))
-UPDATE_FIELDS = frozenset({"name", "metadata", "scopes", "rate_limit"})
-ROTATE_FIELDS = frozenset({"grace_period"})
-_FIELD_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 # -- error rendering ---------------------------------------------------------
@@ -105,13 +101,16 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _field_label(name: str) -> str:
-    """A field name fit to appear in an error body; anything odd is reported as ``body``."""
-    return name if _FIELD_RE.fullmatch(name) else "body"
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
-def json_body(allowed: frozenset[str], *, optional: bool = False) -> dict[str, Any]:
-    """The request body as a JSON object with only ``allowed`` fields, else 413/422."""
+def json_body(*, optional: bool = False) -> dict[str, Any]:
+    """The request body as one JSON object, else 413/422; its fields are the schema's to check."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise PayloadTooLarge()
     configured = request.max_content_length
@@ -137,34 +136,15 @@ def json_body(allowed: frozenset[str], *, optional: bool = False) -> dict[str, A
         raise InvalidRequest("the body is not valid JSON", field="body") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object", field="body")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidRequest("unknown field", field=_field_label(unknown[0]))
+    if _SURROGATE_ESCAPE.search(data) and _has_lone_surrogate(body):
+        # "\ud800" alone is valid JSON text but no Unicode string: no storage could keep it.
+        raise InvalidRequest("the body holds an unpaired surrogate escape", field="body")
     return body
-
-
-def _owner_name(value: object, field: str) -> str:
-    if (
-        not isinstance(value, str)
-        or not 1 <= len(value) <= MAX_NAME
-        or not value.isprintable()
-        or value != value.strip()
-    ):
-        raise InvalidRequest(f"{field} must be 1-{MAX_NAME} printable characters", field=field)
-    return value
 
 
 def scope_owner(principal: Principal) -> str | None:
     """The owner whose keys ``principal`` may read and change: ``None`` means every owner."""
     return None if principal.is_superuser else principal.owner
-
-
-def _requested_owner(principal: Principal, value: object, field: str) -> str:
-    """The owner named in a request, which only a superuser may set to someone else."""
-    owner = _owner_name(value, field)
-    if not principal.is_superuser and owner != principal.owner:
-        raise Forbidden("Cannot act for another owner")
-    return owner
 
 
 def _created_headers(location: str, raw_key: str | None) -> dict[str, str]:
@@ -260,35 +240,8 @@ def me() -> dict[str, Any]:
 @require_scope("admin")
 def create_key() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create an API key (201 with ``raw_key``, shown this once) or register a signing key."""
-    body = json_body(CREATE_FIELDS)
     principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
-    kind = body.get("type", "api_key")
-    if kind not in ("api_key", "signing"):
-        raise InvalidRequest("type must be 'api_key' or 'signing'", field="type")
-    owner = _requested_owner(principal, body["owner"], "owner") if "owner" in body else principal.owner
-    common: dict[str, Any] = {
-        "name": body.get("name"),
-        "scopes": body.get("scopes"),
-        "owner": owner,
-        "by": principal,
-        "expires_in": body.get("expires_in"),
-        "expires_at": body.get("expires_at"),
-        "rate_limit": body.get("rate_limit"),
-        "metadata": body.get("metadata"),
-    }
-    keys = get_state().keys
-    raw_key: str | None = None
-    if kind == "signing":
-        if "environment" in body:
-            raise InvalidRequest("signing keys have no environment", field="environment")
-        public_key = body.get("public_key")
-        if not isinstance(public_key, str) or not 1 <= len(public_key) <= 1024:
-            raise InvalidRequest("public_key must be the base64 of a 32-byte Ed25519 public key", field="public_key")
-        record = keys.register_signing_key(public_key=public_key, **common)
-    else:
-        if "public_key" in body:
-            raise InvalidRequest('public_key needs "type": "signing"', field="public_key")
-        record, raw_key = keys.create(environment=body.get("environment", "live"), **common)
+    record, raw_key = get_state().keys.create_from(json_body(), by=principal)
     location = url_for(".get_key", key_id=record.id)
     return key_object(record, raw_key), 201, _created_headers(location, raw_key)
 
@@ -300,7 +253,7 @@ def list_keys() -> dict[str, Any]:
     principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
     owner = scope_owner(principal)
     if "owner" in request.args:
-        owner = _requested_owner(principal, request.args["owner"], "owner")
+        owner = get_state().keys.owner_for(principal, request.args["owner"])
     limit = _limit()
     cursor = request.args.get("cursor")
     before = read_cursor(cursor, owner) if cursor is not None else None
@@ -327,8 +280,8 @@ def get_key(key_id: str) -> dict[str, Any]:
 @require_scope("admin")
 def update_key(key_id: str) -> dict[str, Any]:
     """Change a key's name, metadata or rate limit, or narrow its scopes."""
-    body = json_body(UPDATE_FIELDS)
-    record = get_state().keys.update(key_id, owner=scope_owner(current_principal), **body)
+    principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
+    record = get_state().keys.update_from(key_id, json_body(), owner=scope_owner(principal), by=principal)
     return key_object(record)
 
 
@@ -343,11 +296,9 @@ def revoke_key(key_id: str) -> dict[str, Any]:
 @require_scope("admin")
 def rotate_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """A new secret for a key (201 with ``raw_key``); the old one lasts ``grace_period`` seconds."""
-    body = json_body(ROTATE_FIELDS, optional=True)
+    body = json_body(optional=True)
     principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
-    new, raw_key = get_state().keys.rotate(
-        key_id, owner=scope_owner(principal), by=principal, grace_period=body.get("grace_period", 0)
-    )
+    new, raw_key = get_state().keys.rotate_from(key_id, body, owner=scope_owner(principal), by=principal)
     data = key_object(new, raw_key)
     data["rotated_from"] = key_id
     return data, 201, _created_headers(url_for(".get_key", key_id=new.id), raw_key)

@@ -40,16 +40,24 @@ def parse_duration(value: str, option: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+#: The option that carries each schema field, so an error names what the operator typed.
+_OPTIONS = {"expires_in": "--expires", "rate_limit": "--rate-limit", "grace_period": "--grace", "id": "KEY_ID"}
+
+
 def _clean_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn the library's errors into one ``Error:`` line and exit status 1."""
+    """Turn the library's errors into one ``Error:`` line and exit status 1.
+
+    The rules are the KeyManager's (one schema for every caller); this only
+    names the option an error is about.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except InvalidRequest as exc:
-            field = f" ({exc.field})" if exc.field else ""
-            raise click.ClickException(exc.message + field) from None
+            option = _OPTIONS.get(exc.field or "", f"--{exc.field}".replace("_", "-")) if exc.field else ""
+            raise click.ClickException(exc.message + (f" ({option})" if option else "")) from None
         except GridAuthError as exc:
             raise click.ClickException(exc.message) from None
         except StorageError as exc:

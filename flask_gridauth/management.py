@@ -1,119 +1,66 @@
 """The Python API for keys: the one place that creates, lists, revokes and rotates them.
 
 The blueprint, the CLI and the dashboard all call :class:`KeyManager`, so its
-rules (validation, owner isolation, no escalation) hold everywhere.
+rules (the one input schema of :mod:`.schema`, owner isolation, no escalation)
+hold everywhere; they only translate their input and show the errors.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from limits import parse_many
 
 from . import signals
 from .errors import Forbidden, InvalidRequest, NotFound
-from .keys import ENVIRONMENTS, Environment, display_prefix, generate_key, hash_key
+from .keys import display_prefix, generate_key, hash_key
 from .principal import Principal
 from .records import KeyRecord, new_key_id, utcnow
-from .scopes import is_valid_scope
+from .schema import (
+    MAX_DURATION,
+    MAX_METADATA_BYTES,
+    MAX_NAME,
+    MAX_SCOPES,
+    UNSET,
+    NewKey,
+    check_duration,
+    check_environment,
+    check_expires_at,
+    check_metadata,
+    check_name,
+    check_owner,
+    check_rate_limit,
+    check_scopes,
+    parse_create,
+    parse_rotation,
+    parse_update,
+)
 from .storage import KeyExistsError, Storage
 
 logger = logging.getLogger("flask_gridauth")
 
-MAX_NAME = 200
-MAX_SCOPES = 50
-MAX_METADATA_BYTES = 4096
-#: Longest lifetime or grace period accepted, in seconds (ten years).
-MAX_DURATION = 10 * 365 * 24 * 3600
-_UNSET: Any = object()
-
-
-def validate_name(name: object) -> str:
-    """A key name: 1-200 printable characters."""
-    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME or not name.isprintable() or not name.strip():
-        raise InvalidRequest(f"name must be 1-{MAX_NAME} printable characters", field="name")
-    return name
-
-
-def validate_scopes(scopes: object, field: str = "scopes") -> tuple[str, ...]:
-    """A non-empty list of scope names, without duplicates (order kept)."""
-    if not isinstance(scopes, list | tuple) or not 1 <= len(scopes) <= MAX_SCOPES:
-        raise InvalidRequest(f"{field} must be a list of 1-{MAX_SCOPES} scope names", field=field)
-    for scope in scopes:
-        if not is_valid_scope(scope):
-            raise InvalidRequest(f"{field} holds an invalid scope name", field=field)
-    return tuple(dict.fromkeys(scopes))
+# The rules live in :mod:`.schema`; these names stay importable from here.
+validate_name = check_name
+validate_scopes = check_scopes
+validate_expires_at = check_expires_at
+validate_rate_limit = check_rate_limit
+validate_metadata = check_metadata
+validate_environment = check_environment
+_UNSET: Any = UNSET
+__all__ = ["MAX_DURATION", "MAX_METADATA_BYTES", "MAX_NAME", "MAX_SCOPES", "KeyManager"]
 
 
 def validate_duration(value: object, field: str, *, allow_zero: bool = False) -> int:
     """Whole seconds, positive (or zero), at most ten years."""
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_DURATION:
-        raise InvalidRequest(f"{field} must be a whole number of seconds from {low} to {MAX_DURATION}", field=field)
-    return value
+    return check_duration(value, field, low=0 if allow_zero else 1)
 
 
-def validate_expires_at(value: object) -> datetime:
-    """An ISO 8601 time (with a zone, or UTC assumed) in the future."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidRequest("expires_at must be an ISO 8601 time", field="expires_at") from None
-    if not isinstance(value, datetime):
-        raise InvalidRequest("expires_at must be an ISO 8601 time", field="expires_at")
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    if value <= utcnow():
-        raise InvalidRequest("expires_at must be in the future", field="expires_at")
-    try:
-        value = value.astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:59-23:59 is past year 9999 in UTC
-        raise InvalidRequest("expires_at is out of range", field="expires_at") from None
-    if value > utcnow() + timedelta(seconds=MAX_DURATION):
-        raise InvalidRequest("expires_at must be at most ten years away", field="expires_at")
-    return value
-
-
-def validate_rate_limit(value: object) -> str | None:
-    """A flask-limiter limit string such as ``100/minute``, or ``None``."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > 100:
-        raise InvalidRequest("rate_limit must be a limit such as '100/minute'", field="rate_limit")
-    try:
-        parsed = parse_many(value)
-    except ValueError:
-        raise InvalidRequest("rate_limit must be a limit such as '100/minute'", field="rate_limit") from None
-    if not parsed:
-        raise InvalidRequest("rate_limit must be a limit such as '100/minute'", field="rate_limit")
-    return value
-
-
-def validate_metadata(value: object) -> dict[str, Any]:
-    """A JSON object of at most 4 KB."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidRequest("metadata must be a JSON object", field="metadata")
-    try:
-        size = len(json.dumps(value).encode())
-    except (TypeError, ValueError):
-        raise InvalidRequest("metadata must be a JSON object", field="metadata") from None
-    if size > MAX_METADATA_BYTES:
-        raise InvalidRequest(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON", field="metadata")
-    return value
-
-
-def validate_environment(value: object) -> Environment:
-    """``live`` or ``test``."""
-    if value not in ENVIRONMENTS:
-        raise InvalidRequest("environment must be 'live' or 'test'", field="environment")
-    return value
+def _given(**fields: Any) -> dict[str, Any]:
+    """The keyword arguments a caller really gave (``None`` means "not given" for optional fields)."""
+    return {k: v for k, v in fields.items() if v is not None and v is not _UNSET}
 
 
 def _send(signal: Any, **kwargs: Any) -> None:
@@ -124,15 +71,35 @@ def _send(signal: Any, **kwargs: Any) -> None:
 class KeyManager:
     """Create, read, list, update, revoke and rotate keys in one app's storage.
 
+    Every input goes through the one schema (:mod:`flask_gridauth.schema`) here,
+    whoever calls: the blueprint, the dashboard, the CLI or an app's own code.
     ``owner=None`` on a read or change means any owner (the bootstrap token);
     otherwise a key of another owner is :class:`~flask_gridauth.errors.NotFound`,
-    exactly like a missing one. ``by`` is the principal asking: it can only
-    grant scopes it holds itself.
+    exactly like a missing one. ``by`` is the principal asking (``None``: the
+    operator, e.g. the CLI): it can only grant scopes it holds itself.
     """
 
     def __init__(self, storage: Storage, *, key_prefix: str) -> None:
         self.storage = storage
         self.key_prefix = key_prefix
+
+    # -- owners --------------------------------------------------------------
+
+    def owner_for(self, by: Principal | None, requested: object = None) -> str:
+        """The owner a call acts for: ``requested`` if ``by`` may act for it, else ``by``'s own.
+
+        The owner rule (:func:`~flask_gridauth.schema.check_owner`) holds for every
+        owner named explicitly; only the bootstrap token and the operator name
+        another owner than their own (403 otherwise).
+        """
+        if requested is None or (by is not None and isinstance(requested, str) and requested == by.owner):
+            if by is None:
+                raise InvalidRequest("owner is required", field="owner")
+            return by.owner
+        owner = check_owner(requested)
+        if by is not None and not by.is_superuser and owner != by.owner:
+            raise Forbidden("Cannot act for another owner")
+        return owner
 
     # -- reads ---------------------------------------------------------------
 
@@ -156,35 +123,6 @@ class KeyManager:
         if missing:
             raise Forbidden("Cannot grant a scope you do not hold: " + ", ".join(missing))
 
-    def _expiry(self, expires_in: object, expires_at: object, now: datetime) -> datetime | None:
-        if expires_in is not None and expires_at is not None:
-            raise InvalidRequest("give expires_in or expires_at, not both", field="expires_in")
-        if expires_in is not None:
-            return now + timedelta(seconds=validate_duration(expires_in, "expires_in"))
-        if expires_at is not None:
-            return validate_expires_at(expires_at)
-        return None
-
-    def _validated(
-        self,
-        name: object,
-        scopes: object,
-        expires_in: object,
-        expires_at: object,
-        rate_limit: object,
-        metadata: object,
-    ) -> dict[str, Any]:
-        """The fields every new key shares, validated: name, scopes, times, limit and metadata."""
-        now = utcnow()
-        return {
-            "name": validate_name(name),
-            "scopes": validate_scopes(scopes),
-            "created_at": now,
-            "expires_at": self._expiry(expires_in, expires_at, now),
-            "rate_limit": validate_rate_limit(rate_limit),
-            "metadata": dict(validate_metadata(metadata)),
-        }
-
     def _store(self, record: KeyRecord) -> KeyRecord:
         stored = self.storage.add(record)
         logger.info(
@@ -193,12 +131,65 @@ class KeyManager:
         _send(signals.key_created, key=stored)
         return stored
 
+    def create_from(self, data: Mapping[str, Any], *, by: Principal | None = None) -> tuple[KeyRecord, str | None]:
+        """Create what a ``create`` input describes: ``(record, raw key)``; signing keys have no raw key."""
+        spec = parse_create(data)
+        if spec.type == "signing":
+            return self._register(spec, by), None
+        return self._create(spec, by)
+
+    def _common(self, spec: NewKey, by: Principal | None) -> dict[str, Any]:
+        """The fields every new key shares, once the caller may create it."""
+        owner = self.owner_for(by, spec.owner)
+        self._check_grant(by, spec.scopes)
+        now = utcnow()
+        common: dict[str, Any] = {
+            "id": new_key_id(),
+            "name": spec.name,
+            "scopes": spec.scopes,
+            "owner": owner,
+            "created_at": now,
+            "expires_at": spec.expiry(now),
+            "rate_limit": spec.rate_limit,
+            "metadata": spec.metadata,
+        }
+        return common
+
+    def _register(self, spec: NewKey, by: Principal | None) -> KeyRecord:
+        from .credentials.signature import load_public_key
+
+        encoded, fingerprint = load_public_key(spec.public_key)
+        record = KeyRecord(
+            type="signing",
+            lookup=fingerprint,
+            prefix=fingerprint[:8],
+            environment="live",
+            public_key=encoded,
+            **self._common(spec, by),
+        )
+        try:
+            return self._store(record)
+        except KeyExistsError:
+            raise InvalidRequest("this public key is already registered", field="public_key") from None
+
+    def _create(self, spec: NewKey, by: Principal | None) -> tuple[KeyRecord, str]:
+        common = self._common(spec, by)
+        raw_key = generate_key(self.key_prefix, spec.environment)
+        record = KeyRecord(
+            type="api_key",
+            lookup=hash_key(raw_key),
+            prefix=display_prefix(raw_key, self.key_prefix),
+            environment=spec.environment,
+            **common,
+        )
+        return self._store(record), raw_key
+
     def create(
         self,
         *,
         name: str,
         scopes: Sequence[str],
-        owner: str,
+        owner: str | None = None,
         by: Principal | None = None,
         environment: str = "live",
         expires_in: int | None = None,
@@ -207,20 +198,11 @@ class KeyManager:
         metadata: Mapping[str, Any] | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new API key: the record and the raw key, which is never available again."""
-        fields = self._validated(name, scopes, expires_in, expires_at, rate_limit, metadata)
-        env = validate_environment(environment)
-        self._check_grant(by, fields["scopes"])
-        raw_key = generate_key(self.key_prefix, env)
-        record = KeyRecord(
-            id=new_key_id(),
-            type="api_key",
-            lookup=hash_key(raw_key),
-            prefix=display_prefix(raw_key, self.key_prefix),
-            environment=env,
-            owner=owner,
-            **fields,
-        )
-        return self._store(record), raw_key
+        data = _given(expires_in=expires_in, expires_at=expires_at, rate_limit=rate_limit, metadata=metadata)
+        if owner is not None and (by is None or owner != by.owner):
+            data["owner"] = owner
+        spec = parse_create({"name": name, "scopes": scopes, "environment": environment, **data})
+        return self._create(spec, by)
 
     def register_signing_key(
         self,
@@ -228,7 +210,7 @@ class KeyManager:
         name: str,
         public_key: str,
         scopes: Sequence[str],
-        owner: str,
+        owner: str | None = None,
         by: Principal | None = None,
         expires_in: int | None = None,
         expires_at: datetime | str | None = None,
@@ -236,56 +218,41 @@ class KeyManager:
         metadata: Mapping[str, Any] | None = None,
     ) -> KeyRecord:
         """Register an Ed25519 public key (standard base64 of its 32 raw bytes)."""
-        from .credentials.signature import load_public_key
-
-        fields = self._validated(name, scopes, expires_in, expires_at, rate_limit, metadata)
-        encoded, fingerprint = load_public_key(public_key)
-        self._check_grant(by, fields["scopes"])
-        record = KeyRecord(
-            id=new_key_id(),
-            type="signing",
-            lookup=fingerprint,
-            prefix=fingerprint[:8],
-            environment="live",
-            owner=owner,
-            public_key=encoded,
-            **fields,
-        )
-        try:
-            return self._store(record)
-        except KeyExistsError:
-            raise InvalidRequest("this public key is already registered", field="public_key") from None
+        data = _given(expires_in=expires_in, expires_at=expires_at, rate_limit=rate_limit, metadata=metadata)
+        if owner is not None and (by is None or owner != by.owner):
+            data["owner"] = owner
+        spec = parse_create({"name": name, "scopes": scopes, "type": "signing", "public_key": public_key, **data})
+        return self._register(spec, by)
 
     # -- changes -------------------------------------------------------------
+
+    def update_from(
+        self, key_id: str, data: Mapping[str, Any], *, owner: str | None = None, by: Principal | None = None
+    ) -> KeyRecord:
+        """Apply an ``update`` input: rename, re-label, narrow the scopes of, or re-limit a key."""
+        changes = parse_update(data).given()
+        record = self.get(key_id, owner=owner)
+        if "scopes" in changes and not set(changes["scopes"]) <= set(record.scopes):
+            raise Forbidden("A key's scopes can only shrink")
+        updated = self.storage.update(record.id, changes)
+        if updated is None:
+            raise NotFound("API key not found")
+        return updated
 
     def update(
         self,
         key_id: str,
         *,
         owner: str | None = None,
+        by: Principal | None = None,
         name: str = _UNSET,
         metadata: Mapping[str, Any] | None = _UNSET,
         scopes: Sequence[str] = _UNSET,
         rate_limit: str | None = _UNSET,
     ) -> KeyRecord:
         """Rename, re-label, narrow the scopes of, or re-limit a key. Scopes may only shrink."""
-        record = self.get(key_id, owner=owner)
-        changes: dict[str, Any] = {}
-        if name is not _UNSET:
-            changes["name"] = validate_name(name)
-        if metadata is not _UNSET:
-            changes["metadata"] = validate_metadata(metadata)
-        if rate_limit is not _UNSET:
-            changes["rate_limit"] = validate_rate_limit(rate_limit)
-        if scopes is not _UNSET:
-            narrowed = validate_scopes(scopes)
-            if not set(narrowed) <= set(record.scopes):
-                raise Forbidden("A key's scopes can only shrink")
-            changes["scopes"] = narrowed
-        updated = self.storage.update(record.id, changes)
-        if updated is None:
-            raise NotFound("API key not found")
-        return updated
+        given = {"name": name, "metadata": metadata, "scopes": scopes, "rate_limit": rate_limit}
+        return self.update_from(key_id, {k: v for k, v in given.items() if v is not _UNSET}, owner=owner, by=by)
 
     def revoke(self, key_id: str, *, owner: str | None = None) -> KeyRecord:
         """Revoke at once; revoking a revoked key changes nothing."""
@@ -299,11 +266,20 @@ class KeyManager:
         _send(signals.key_revoked, key=updated)
         return updated
 
+    def rotate_from(
+        self, key_id: str, data: Mapping[str, Any], *, owner: str | None = None, by: Principal | None = None
+    ) -> tuple[KeyRecord, str]:
+        """Apply a ``rotate`` input (``grace_period``)."""
+        rotation = parse_rotation(data)
+        return self._rotate(key_id, rotation.grace_period, owner=owner, by=by)
+
     def rotate(
         self, key_id: str, *, owner: str | None = None, by: Principal | None = None, grace_period: int = 0
     ) -> tuple[KeyRecord, str]:
         """A new secret with the same name, scopes and owner; the old one lasts ``grace_period`` seconds."""
-        grace = validate_duration(grace_period, "grace_period", allow_zero=True)
+        return self.rotate_from(key_id, {"grace_period": grace_period}, owner=owner, by=by)
+
+    def _rotate(self, key_id: str, grace: int, *, owner: str | None, by: Principal | None) -> tuple[KeyRecord, str]:
         old = self.get(key_id, owner=owner)
         if old.type != "api_key":
             raise InvalidRequest("signing keys have no secret to rotate: register a new public key", field="id")
@@ -312,7 +288,7 @@ class KeyManager:
         # Rotation hands out a fresh secret: the caller must hold every scope it carries.
         self._check_grant(by, old.scopes)
         now = utcnow()
-        raw_key = generate_key(self.key_prefix, validate_environment(old.environment))
+        raw_key = generate_key(self.key_prefix, check_environment(old.environment))
         new = KeyRecord(
             id=new_key_id(),
             name=old.name,

@@ -264,7 +264,7 @@ def test_real_flask_subprocess(tmp_path: Any) -> None:
     assert routes.returncode == 0 and re.search(r"/api/v1/api-keys\s+POST\s+scopes: admin", routes.stdout)
     bad = flask("create-key", "--name", "n", "--scopes", "read", "--environment", "prod")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
-    assert bad.stderr.strip().splitlines() == ["Error: environment must be 'live' or 'test' (environment)"]
+    assert bad.stderr.strip().splitlines() == ["Error: environment must be 'live' or 'test' (--environment)"]
     key_id = listed.stdout.splitlines()[1].split()[0]
     revoked = flask("revoke", key_id)
     assert revoked.returncode == 0 and key_id in revoked.stdout

@@ -21,7 +21,7 @@ from .management import KeyManager
 from .principal import Principal, current_principal
 from .records import KeyRecord
 from .scopes import public, require_any_scope, require_scope
-from .signals import authentication_failed, key_created, key_revoked, key_rotated
+from .signals import authentication_failed, key_created, key_leaked, key_revoked, key_rotated
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "get_state",
     "gridauth_key",
     "key_created",
+    "key_leaked",
     "key_revoked",
     "key_rotated",
     "public",

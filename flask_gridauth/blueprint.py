@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import GridAuthError, InvalidRequest, PayloadTooLarge, StorageError, Unavailable
 from .extension import JSON_PREFIXES, get_state
+from .leaks import register_routes as register_leak_routes
 from .openapi import openapi_document
 from .principal import Principal, current_principal
 from .records import KeyRecord
@@ -29,13 +30,14 @@ from .scopes import authenticated, public, require_scope
 logger = logging.getLogger("flask_gridauth")
 
 api_keys_blueprint = Blueprint("gridauth", __name__)
+register_leak_routes(api_keys_blueprint)  # POST /secret-scanning and POST /api-keys/revoke-leaked
 
 
 @api_keys_blueprint.record
 def _remember_prefix(setup: BlueprintSetupState) -> None:
     # Routing errors (404/405) happen before any blueprint handler runs; the hook answers them as JSON.
     prefix = (setup.url_prefix or "").rstrip("/")
-    paths = {prefix + path for path in ("/api-keys", "/health", "/me", "/openapi.json")}
+    paths = {prefix + path for path in ("/api-keys", "/health", "/me", "/openapi.json", "/secret-scanning")}
     setup.app.extensions.setdefault(JSON_PREFIXES, set()).update(paths)
 
 

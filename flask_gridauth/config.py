@@ -89,6 +89,19 @@ SCOPE_CATALOG = "GRIDAUTH_SCOPE_CATALOG"
 DASHBOARD_PRINCIPAL = "GRIDAUTH_DASHBOARD_PRINCIPAL"
 #: Seconds a Redis or SQLite operation may wait before the request gets 503.
 STORAGE_TIMEOUT = "GRIDAUTH_STORAGE_TIMEOUT"
+#: URL of GitHub's secret-scanning public keys; set, it turns ``POST /secret-scanning`` on.
+#: HTTPS, or plain HTTP to a loopback host only.
+SCANNING_KEYS_URL = "GRIDAUTH_SECRET_SCANNING_KEYS_URL"
+#: What a leaked key reported by secret scanning causes: ``"revoke"`` or ``"notify"`` (event and signal only).
+SCANNING_ACTION = "GRIDAUTH_SECRET_SCANNING_ACTION"
+#: Seconds a fetch of the secret-scanning public keys may take before it is abandoned.
+SCANNING_TIMEOUT = "GRIDAUTH_SECRET_SCANNING_TIMEOUT"
+#: Seconds fetched secret-scanning public keys are trusted before they are fetched again.
+SCANNING_CACHE_TTL = "GRIDAUTH_SECRET_SCANNING_CACHE_TTL"
+#: Seconds between two refetches of the secret-scanning keys caused by an unknown key identifier.
+SCANNING_REFETCH_COOLDOWN = "GRIDAUTH_SECRET_SCANNING_REFETCH_COOLDOWN"
+#: Most tokens one secret-scanning alert may carry; a longer array is 413.
+SCANNING_MAX_TOKENS = "GRIDAUTH_SECRET_SCANNING_MAX_TOKENS"  # noqa: S105 - a config key's name, not a secret
 
 DEFAULT_METHOD_SCOPES: dict[str, str] = {
     "GET": "read",
@@ -134,6 +147,12 @@ DEFAULTS: dict[str, Any] = {
     SCOPE_CATALOG: None,
     DASHBOARD_PRINCIPAL: None,
     STORAGE_TIMEOUT: 2.0,
+    SCANNING_KEYS_URL: None,
+    SCANNING_ACTION: "revoke",
+    SCANNING_TIMEOUT: 3.0,
+    SCANNING_CACHE_TTL: 3600,
+    SCANNING_REFETCH_COOLDOWN: 60,
+    SCANNING_MAX_TOKENS: 1000,
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import math
 import ssl
 import threading
 import time
@@ -64,6 +65,15 @@ def check_key_url(value: object, name: str) -> str:
     if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
         raise ConfigurationError(f"{name} must use https (plain http only reaches localhost)")
     return value
+
+
+def check_seconds(value: object, name: str, *, allow_zero: bool) -> float:
+    """``value`` as seconds if it is a finite number above zero (or zero, when allowed), else a start-up error."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a number of seconds")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigurationError(f"{name} must be {'zero or more' if allow_zero else 'more than zero'} seconds")
+    return float(value)
 
 
 def _remaining(deadline: float) -> float:
@@ -122,7 +132,8 @@ class KeyFetchCache(Generic[K]):
     :class:`KeyFetchError` when it holds none); ``label`` and ``source`` only
     name the set in log lines (``"JWKS fetch failed for issuer X: ..."``).
     Nothing is fetched until the first key is asked for, so an app starts
-    while the provider is unreachable.
+    while the provider is unreachable. ``clock`` (monotonic seconds) decides
+    when keys are stale; tests inject their own.
     """
 
     def __init__(
@@ -135,12 +146,14 @@ class KeyFetchCache(Generic[K]):
         timeout: float,
         ttl: float,
         cooldown: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.timeout = timeout
         self.ttl = ttl
         self.cooldown = cooldown
         self._parse = parse
+        self._clock = clock
         self._label = label
         self._source = source
         self._backoff = min(cooldown, FAILURE_BACKOFF)
@@ -159,15 +172,15 @@ class KeyFetchCache(Generic[K]):
         (503) while no key set could ever be fetched.
         """
         keys, fresh_until = self._snapshot
-        if keys is not None and time.monotonic() < fresh_until:
+        if keys is not None and self._clock() < fresh_until:
             found = _select(keys, kid)
             if found is not None:
                 return found
-            if time.monotonic() < self._next_kid_refetch:
+            if self._clock() < self._next_kid_refetch:
                 raise Unauthorized()
         # Never fetched, stale, or an unknown kid with a refetch allowed. A stale
         # set is refreshed by one thread while the others keep using it.
-        self._refresh(kid, wait=keys is None or time.monotonic() < fresh_until)
+        self._refresh(kid, wait=keys is None or self._clock() < fresh_until)
         keys, _ = self._snapshot
         if keys is None:
             raise Unavailable()
@@ -184,7 +197,7 @@ class KeyFetchCache(Generic[K]):
         try:
             if self._attempts != seen:
                 return  # another thread fetched while this one waited: use its result
-            now = time.monotonic()
+            now = self._clock()
             keys, fresh_until = self._snapshot
             if now < self._next_attempt:
                 return  # backing off after a failed fetch
@@ -202,11 +215,11 @@ class KeyFetchCache(Generic[K]):
         try:
             keys = self._parse(fetch_url(self.url, self.timeout))
         except KeyFetchError as exc:
-            self._next_attempt = time.monotonic() + self._backoff
+            self._next_attempt = self._clock() + self._backoff
             kept = "keeping the last good keys" if self._snapshot[0] is not None else "no keys yet"
             logger.warning("%s fetch failed for %s: %s (%s)", self._label, self._source, exc, kept)
             return
-        self._snapshot = (keys, time.monotonic() + self.ttl)
+        self._snapshot = (keys, self._clock() + self.ttl)
         logger.info("%s fetched for %s: %d key(s)", self._label, self._source, len(keys))
 
 

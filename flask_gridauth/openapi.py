@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from .leaks import MAX_REVOKE_KEYS, MAX_SOURCE, MAX_TOKEN, MAX_TYPE, MAX_URL
 from .management import MAX_DURATION, MAX_METADATA_BYTES, MAX_NAME, MAX_SCOPES
 from .scopes import SCOPE_RE
 
@@ -191,6 +192,53 @@ def _schemas() -> dict[str, Any]:
                 "metadata": metadata,
             },
         },
+        "RevokeLeaked": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["keys"],
+            "properties": {
+                "keys": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_REVOKE_KEYS,
+                    "items": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN},
+                    "description": "Raw keys found where they must not be.",
+                }
+            },
+        },
+        "RevocationReport": {
+            "type": "object",
+            "required": ["object", "received"],
+            "description": "The same whatever existed: it never says which keys were real.",
+            "properties": {"object": {"const": "revocation_report"}, "received": {"type": "integer"}},
+        },
+        "SecretScanningAlert": {
+            "type": "array",
+            "minItems": 1,
+            "description": "GitHub's secret-scanning partner alert.",
+            "items": {
+                "type": "object",
+                "required": ["token", "type"],
+                "properties": {
+                    "token": {"type": "string", "maxLength": MAX_TOKEN},
+                    "type": {"type": "string", "maxLength": MAX_TYPE},
+                    "url": {"type": "string", "maxLength": MAX_URL},
+                    "source": {"type": "string", "maxLength": MAX_SOURCE},
+                },
+            },
+        },
+        "SecretScanningResult": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["token_hash", "token_type", "label"],
+                "properties": {
+                    "token_hash": {"type": "string", "description": "Hex SHA-256 of the token."},
+                    "token_type": {"type": "string"},
+                    "label": {"enum": ["true_positive", "false_positive"]},
+                },
+            },
+        },
         "RotateApiKey": {
             "type": "object",
             "additionalProperties": False,
@@ -292,6 +340,38 @@ def _paths() -> dict[str, Any]:
                     **_errors("401", "403", "422", "429", "503"),
                 },
             },
+        },
+        "/api-keys/revoke-leaked": {
+            "post": {
+                "operationId": "revokeLeakedKeys",
+                "summary": "Revoke keys found leaked (public; counted as failed authentications)",
+                "security": public,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RevokeLeaked")}}},
+                "responses": {
+                    "202": _json(_ref("RevocationReport"), "Received; every existing key among them is revoked."),
+                    **_errors("413", "422", "429", "503"),
+                },
+            }
+        },
+        "/secret-scanning": {
+            "post": {
+                "operationId": "secretScanningAlert",
+                "summary": "GitHub secret-scanning alerts (public, signed by GitHub; on with a keys URL)",
+                "security": public,
+                "parameters": [
+                    {"name": name, "in": "header", "required": True, "schema": {"type": "string", "maxLength": 256}}
+                    for name in ("Github-Public-Key-Identifier", "Github-Public-Key-Signature")
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("SecretScanningAlert")}},
+                },
+                "responses": {
+                    "200": _json(_ref("SecretScanningResult"), "One label per token, in order."),
+                    "404": _json(_ref("Error"), "Secret scanning is off (no `GRIDAUTH_SECRET_SCANNING_KEYS_URL`)."),
+                    **_errors("401", "413", "422", "503"),
+                },
+            }
         },
         "/api-keys/{key_id}": {
             "parameters": [key_id],

@@ -19,3 +19,7 @@ key_revoked = _signals.signal("gridauth.key-revoked")
 key_rotated = _signals.signal("gridauth.key-rotated")
 #: An authentication failed: ``kind``, ``reason``, ``remote_addr``.
 authentication_failed = _signals.signal("gridauth.authentication-failed")
+#: A key was reported leaked: ``key`` (the record after any revocation), ``url`` and ``source``
+#: (where it was found, when known), ``via`` (``"secret_scanning"`` or ``"revoke_leaked"``) and
+#: ``action`` (``"revoke"`` or ``"notify"``).
+key_leaked = _signals.signal("gridauth.key-leaked")

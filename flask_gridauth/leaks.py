@@ -219,7 +219,7 @@ def _signature_failed(state: GridAuthState) -> NoReturn:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     signals.authentication_failed.send(app, kind="secret_scanning", reason="bad signature", remote_addr=remote)
     if state.ratelimit is not None:
-        state.ratelimit.record_failure(remote)
+        state.ratelimit.record_failure(remote)  # 429 instead of the 401 once past the limit
     raise Unauthorized()
 
 
@@ -252,9 +252,7 @@ def revoke_leaked() -> tuple[dict[str, Any], int]:
     if state.ratelimit is not None:
         # Every call counts as a failed authentication of the address: this route is a free
         # oracle-shaped door, and only the limit keeps it from being a key-guessing service.
-        remote = request.remote_addr
-        state.ratelimit.check_address(remote)
-        state.ratelimit.record_failure(remote)
+        state.ratelimit.record_failure(request.remote_addr)  # 429 once past the limit
     keys = _keys_to_revoke(_read_body(MAX_REVOKE_BODY))
     _revoke_all(state, dict.fromkeys(keys))
     return {"object": "revocation_report", "received": len(keys)}, 202

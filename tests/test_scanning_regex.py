@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from pathlib import Path
 
 import jwt
 import pytest
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from flask_gridauth.credentials.signature import fingerprint
-from flask_gridauth.credentials.token import resolve_token
+from flask_gridauth.credentials.token import TokenSettings
 from flask_gridauth.keys import check_key, generate_key, key_pattern
 from flask_gridauth.secret_scanning import scanning_regex
 
@@ -52,24 +51,24 @@ def test_refuses_near_misses() -> None:
         assert regex.search(miss) is None, miss
 
 
-def test_matches_no_other_credential_kind(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_matches_no_other_credential_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     """JWTs (RS256, ES256, EdDSA, HS256), bootstrap tokens and signing-key fingerprints are never matched."""
     monkeypatch.delenv("GRIDAUTH_API_TOKEN", raising=False)
+    token_makers = [
+        TokenSettings.from_config({"GRIDAUTH_API_TOKEN": None, "GRIDAUTH_TOKEN_PREFIX": prefix}, "grd")
+        for prefix in ("", "grip_", "grd_")
+    ]
     regexes = [re.compile(scanning_regex(p)) for p in PREFIXES]
     others: list[str] = []
     claims = {"iss": "https://issuer.example.com", "sub": "grd_live_" + "a" * 48, "exp": int(time.time()) + 60}
     for signer in (rsa_key(), ec_key(), ed25519_key()):
         others.append(signer.sign(claims))
     others.append(jwt.encode(claims, secrets.token_bytes(32), algorithm="HS256"))
-    for index in range(50):
-        others.append(resolve_token(None, str(tmp_path / f"token-{index}.json")))  # generated, as on first start
-        others.append(secrets.token_urlsafe(32))
+    for _ in range(50):
+        others += [maker.new_token() for maker in token_makers]  # as generated on a first start
         public = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         others.append(fingerprint(public))
     assert len(set(others)) == len(others)  # every token really was generated afresh
-    capsys.readouterr()  # the generated tokens were printed once each; keep them out of the report
     for other in others:
         for regex in regexes:
             assert regex.search(other) is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import os
 import time
 from collections.abc import Generator
@@ -43,17 +44,43 @@ PrivateKeyInput = Ed25519PrivateKey | bytes | str
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+_KEY_FORMS = (
+    "an Ed25519 private key: the 32-byte seed or the 64-byte secret key (seed + public key) of"
+    " tweetnacl, libsodium or Go, as raw bytes or standard base64, or a PKCS#8 PEM"
+)
+
+
+def _from_raw(raw: bytes) -> Ed25519PrivateKey:
+    """A key from a 32-byte seed or a 64-byte seed-plus-public-key, checking the public half."""
+    key = Ed25519PrivateKey.from_private_bytes(raw[:32])
+    if len(raw) == 64:
+        public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        if not hmac.compare_digest(public, raw[32:]):
+            # Never echo the input: it is a secret.
+            raise ValueError(
+                "the 64-byte Ed25519 secret key is inconsistent: its last 32 bytes are not the public key"
+                " of its first 32 (the seed); it may be truncated, corrupted or two keys joined"
+            )
+    return key
+
+
 def load_private_key(private_key: PrivateKeyInput) -> Ed25519PrivateKey:
-    """An Ed25519 private key from a key object, its raw 32 bytes, their base64, or a PKCS#8 PEM."""
+    """An Ed25519 private key from a key object, raw bytes, their base64, or a PKCS#8 PEM.
+
+    Raw bytes and base64 may hold the 32-byte seed (Python's ``cryptography``,
+    RFC 8032) or the 64-byte secret key that tweetnacl, libsodium and Go's
+    ``crypto/ed25519`` print: the seed followed by the public key, whose second
+    half must be the public key of the first. A ``ValueError`` never contains the key.
+    """
     if isinstance(private_key, Ed25519PrivateKey):
         return private_key
+    if isinstance(private_key, bytes | bytearray) and len(private_key) in (32, 64):
+        return _from_raw(bytes(private_key))
     if isinstance(private_key, str):
         private_key = private_key.encode("ascii", "replace")
-    if not isinstance(private_key, bytes):
-        raise TypeError("private_key must be an Ed25519PrivateKey, 32 raw bytes, their base64, or a PEM")
-    if len(private_key) == 32:
-        return Ed25519PrivateKey.from_private_bytes(private_key)
-    stripped = private_key.strip()
+    if not isinstance(private_key, bytes | bytearray):
+        raise TypeError(f"private_key must be {_KEY_FORMS}")
+    stripped = bytes(private_key).strip()
     if stripped.startswith(b"-----BEGIN"):
         loaded = serialization.load_pem_private_key(stripped, password=None)
         if not isinstance(loaded, Ed25519PrivateKey):
@@ -63,10 +90,10 @@ def load_private_key(private_key: PrivateKeyInput) -> Ed25519PrivateKey:
         raw = base64.b64decode(stripped, validate=True)
     except binascii.Error:
         raw = b""
-    if len(raw) != 32:
+    if len(raw) not in (32, 64):
         # Never echo the input: it is a secret.
-        raise ValueError("private_key must be an Ed25519 key: 32 raw bytes, their base64, or a PKCS#8 PEM")
-    return Ed25519PrivateKey.from_private_bytes(raw)
+        raise ValueError(f"private_key must be {_KEY_FORMS}")
+    return _from_raw(raw)
 
 
 def public_key_of(private_key: PrivateKeyInput) -> str:

@@ -60,6 +60,9 @@ SIGNATURE_HEADER_PREFIX = "GRIDAUTH_SIGNATURE_HEADER_PREFIX"
 SIGNATURE_TOLERANCE = "GRIDAUTH_SIGNATURE_TOLERANCE"
 #: Signed-string versions accepted.
 SIGNATURE_VERSIONS = "GRIDAUTH_SIGNATURE_VERSIONS"
+#: Which replays are refused: ``"all"`` (every one), or ``"unsafe"`` (POST, PUT, PATCH, DELETE
+#: and other unsafe methods; an identical GET, HEAD or OPTIONS may be repeated inside the window).
+SIGNATURE_REPLAY = "GRIDAUTH_SIGNATURE_REPLAY"
 #: Default limit per API key (a key's own ``rate_limit`` overrides it).
 RATELIMIT_API_KEY = "GRIDAUTH_RATELIMIT_API_KEY"
 #: Default limit per JWT subject.
@@ -135,6 +138,7 @@ DEFAULTS: dict[str, Any] = {
     SIGNATURE_HEADER_PREFIX: "X-Grid",
     SIGNATURE_TOLERANCE: 30,
     SIGNATURE_VERSIONS: ("1", "2"),
+    SIGNATURE_REPLAY: "all",
     RATELIMIT_API_KEY: "60/minute",
     RATELIMIT_JWT: "200/minute",
     RATELIMIT_SIGNATURE: "60/minute",

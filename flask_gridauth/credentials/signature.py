@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import io
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +49,12 @@ Expander = Callable[[Iterable[str]], frozenset[str]]
 
 #: Signed-string versions this module knows.
 KNOWN_VERSIONS = ("1", "2")
+#: ``GRIDAUTH_SIGNATURE_REPLAY`` values: refuse every replay, or only those of unsafe methods.
+REPLAY_MODES = ("all", "unsafe")
+#: Methods RFC 9110 calls safe: under ``"unsafe"`` their signatures may be used again in the window.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The message of the 401 for a signature seen before (it is shown only after the signature verified).
+REPLAYED = "Signature already used"
 #: Body limit for signed requests when ``MAX_CONTENT_LENGTH`` is ``None``: the
 #: whole body is held in memory to be verified, so it is never unbounded.
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -193,6 +200,7 @@ class SignatureVerifier:
         header_prefix: str = "X-Grid",
         tolerance: int = 30,
         versions: Iterable[str] = KNOWN_VERSIONS,
+        replay: str = "all",
     ) -> None:
         env = "HTTP_" + header_prefix.upper().replace("-", "_")
         self.signature_env = env + "_SIGNATURE"
@@ -203,6 +211,8 @@ class SignatureVerifier:
         self.environ_names = (self.signature_env, self.timestamp_env, self.fingerprint_env, self.version_env)
         self.tolerance = tolerance
         self.versions = frozenset(versions)
+        #: Methods whose signatures may be used again inside the window (none under "all").
+        self.replay_safe: frozenset[str] = SAFE_METHODS if replay == "unsafe" else frozenset()
         #: A signature is remembered for longer than it can be fresh: a
         #: timestamp is accepted over a span of 2 x tolerance (+1 s of rounding).
         self.replay_ttl = float(2 * tolerance + 2)
@@ -226,7 +236,10 @@ class SignatureVerifier:
         names = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in versions]
         if not names or any(v not in KNOWN_VERSIONS for v in names):
             raise ConfigurationError("GRIDAUTH_SIGNATURE_VERSIONS must be a non-empty list of '1' and/or '2'")
-        return cls(header_prefix=prefix, tolerance=tolerance, versions=names)
+        replay = config.get(c.SIGNATURE_REPLAY, "all")
+        if replay not in REPLAY_MODES:
+            raise ConfigurationError("GRIDAUTH_SIGNATURE_REPLAY must be 'all' or 'unsafe'")
+        return cls(header_prefix=prefix, tolerance=tolerance, versions=names, replay=replay)
 
     def verify(self, request: Request, *, storage: Storage, expand: Expander) -> Principal:
         """The signing key's principal, or 401 (413 for an oversized body)."""
@@ -245,7 +258,9 @@ class SignatureVerifier:
             raise _refuse("signature version not accepted")
         if not TIMESTAMP_RE.fullmatch(timestamp):
             raise _refuse("malformed timestamp")
-        skew = self.clock() - int(timestamp)
+        # Whole seconds on both sides, so the window is symmetric: exactly ``tolerance``
+        # seconds either way pass, one more does not.
+        skew = math.floor(self.clock()) - int(timestamp)
         if abs(skew) > self.tolerance:
             raise _refuse(
                 "timestamp %+.0f s from the server clock (tolerance %d s): check the client's clock",
@@ -277,8 +292,13 @@ class SignatureVerifier:
             raise _refuse("bad signature for key %s", record.id)
         now = utcnow()
         check_record(record, now)  # after the signature: only the key's holder learns it is revoked
-        if not storage.claim_once(hashlib.sha256(signature).hexdigest(), self.replay_ttl):
-            raise _refuse("replayed signature for key %s", record.id)
+        if method not in self.replay_safe and not storage.claim_once(
+            hashlib.sha256(signature).hexdigest(), self.replay_ttl
+        ):
+            # Only the key's holder can make a valid signature, so saying why is no oracle,
+            # and a client that sent one request twice learns it is not clock skew.
+            logger.info("signed request refused: replayed signature for key %s", record.id)
+            raise Unauthorized(REPLAYED)
         touch_if_due(storage, record, now)
         return principal_for(record, "signature", expand)
 

@@ -43,7 +43,7 @@ TOKEN_OWNER = "GRIDAUTH_TOKEN_OWNER"  # noqa: S105 - a config key's name, not a 
 #: ``GRIDAUTH_AUTH_ENV`` names) sets False.
 ENABLED = "GRIDAUTH_ENABLED"
 #: JWT issuers: dicts with ``issuer``, ``jwks_url`` or ``secret``, ``algorithms``,
-#: and optionally ``audience``, ``scopes_claim``, ``all_scopes``, ``leeway``.
+#: and optionally ``audience``, ``scopes_claim``, ``all_scopes``, ``leeway``, ``owner_prefix``.
 JWT_ISSUERS = "GRIDAUTH_JWT_ISSUERS"
 #: Seconds of clock skew accepted on ``exp``, ``nbf`` and ``iat``.
 JWT_LEEWAY = "GRIDAUTH_JWT_LEEWAY"

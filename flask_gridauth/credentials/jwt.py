@@ -42,8 +42,10 @@ HMAC_MIN_BYTES: dict[str, int] = {"HS256": 32, "HS384": 48, "HS512": 64}
 SUPPORTED_ALGORITHMS = frozenset(HMAC_MIN_BYTES) | frozenset(ALGORITHM_FAMILIES)
 #: Keys an issuer's dict may hold; anything else is a typo and a start-up error.
 ISSUER_FIELDS = frozenset(
-    {"issuer", "jwks_url", "secret", "algorithms", "audience", "scopes_claim", "all_scopes", "leeway"}
+    {"issuer", "jwks_url", "secret", "algorithms", "audience", "scopes_claim", "all_scopes", "leeway", "owner_prefix"}
 )
+#: Longest ``owner_prefix`` an issuer may set.
+MAX_OWNER_PREFIX = 64
 #: What ``all_scopes: True`` grants.
 ALL_SCOPES = ("admin", "write", "read")
 #: Longest ``sub`` accepted: it becomes the owner of the keys this user creates, and
@@ -68,6 +70,8 @@ class Issuer:
     leeway: float
     secret: bytes | None
     jwks: JWKSCache | None
+    #: Put before ``sub`` to form the owner (and the rate-limit identity): ``"clerk:"``.
+    owner_prefix: str = ""
 
     def __repr__(self) -> str:
         # Never show the secret, even in a debugger or a traceback.
@@ -99,6 +103,7 @@ class JWTVerifier:
             if any(other.name == issuer.name for other in issuers):
                 raise ConfigurationError(f"{c.JWT_ISSUERS}: issuer {issuer.name!r} is listed twice")
             issuers.append(issuer)
+        _warn_shared_namespaces(issuers)
         # A JWT whose sub were the bootstrap token's owner would see and change the keys the token made.
         owner = config.get(c.TOKEN_OWNER)
         return cls(issuers, expand=expand, reserved_owners=(owner,) if isinstance(owner, str) else ())
@@ -150,13 +155,16 @@ class JWTVerifier:
             valid = False
         if not valid:
             _reject("bad signature", issuer)
-        if subject in self.reserved_owners:
+        owner = issuer.owner_prefix + subject
+        if len(owner) > MAX_SUBJECT_LENGTH:
+            _reject("sub too long once the issuer's owner_prefix is added", issuer)
+        if owner in self.reserved_owners:
             _reject("sub names the bootstrap token's owner (GRIDAUTH_TOKEN_OWNER)", issuer)
 
         return Principal(
             kind="jwt",
-            id=subject,
-            owner=subject,
+            id=owner,
+            owner=owner,
             scopes=self._expand(issuer.base_scopes + scopes_from_claim(payload.get(issuer.scopes_claim))),
             claims=MappingProxyType(payload),
         )
@@ -296,7 +304,44 @@ def _issuer_from_config(
         leeway=_seconds(entry["leeway"], f"{where}: 'leeway'", allow_zero=True) if "leeway" in entry else leeway,
         secret=secret,
         jwks=jwks,
+        owner_prefix=_owner_prefix(entry.get("owner_prefix", ""), where, "owner_prefix" in entry),
     )
+
+
+def _owner_prefix(value: object, where: str, given: bool) -> str:
+    if not given:
+        return ""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_OWNER_PREFIX
+        or not value.isprintable()
+        or value != value.strip()
+    ):
+        raise ConfigurationError(
+            f"{where}: 'owner_prefix' must be 1 to {MAX_OWNER_PREFIX} printable characters without surrounding"
+            " spaces, such as 'clerk:'"
+        )
+    return value
+
+
+def _warn_shared_namespaces(issuers: list[Issuer]) -> None:
+    """Warn once per group of issuers whose subjects become owners with the same prefix (or none).
+
+    Two identity providers may both issue ``sub: "user_1"`` for different
+    people; without distinct prefixes they would share one owner's keys and
+    rate-limit counters.
+    """
+    groups: dict[str, list[str]] = {}
+    for issuer in issuers:
+        groups.setdefault(issuer.owner_prefix, []).append(issuer.name)
+    for prefix, names in groups.items():
+        if len(names) > 1:
+            logger.warning(
+                "JWT issuers %s share one owner namespace (%s): the same sub from two of them is one owner, with"
+                " the same keys and rate limits; give each an owner_prefix such as 'clerk:' in GRIDAUTH_JWT_ISSUERS",
+                ", ".join(repr(n) for n in names),
+                f"owner_prefix {prefix!r}" if prefix else "no owner_prefix",
+            )
 
 
 def _secret(value: object, algorithms: frozenset[str], where: str) -> bytes:

@@ -16,12 +16,14 @@ P-256 keys: it signs an alert body the way GitHub does::
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import secrets
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -66,6 +68,19 @@ class AlertKey:
         """A signed alert: the JSON body and its headers."""
         body = json.dumps(matches).encode()
         return body, self.headers(body)
+
+    def send(self, url: str, matches: list[dict[str, Any]], *, timeout: float = 30.0) -> http.client.HTTPResponse:
+        """POST a signed alert to a running server over real HTTP, as GitHub does; the response, body read."""
+        body, headers = self.alert(matches)
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+        try:
+            conn.request("POST", parts.path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.body = response.read()  # type: ignore[attr-defined]
+            return response
+        finally:
+            conn.close()
 
 
 class _Handler(BaseHTTPRequestHandler):

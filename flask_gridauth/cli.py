@@ -232,6 +232,25 @@ def routes() -> None:
 # -- the bootstrap token -----------------------------------------------------
 
 
+@gridauth_cli.command("migrate")
+@click.option("--sql", "print_sql", is_flag=True, help="Print the SQL instead of applying it.")
+@_clean_errors
+def migrate(print_sql: bool) -> None:
+    """Create or upgrade the storage's tables (PostgreSQL), or print their SQL."""
+    storage = get_state().storage
+    if print_sql:
+        sql = storage.migration_sql()
+        if sql is None:
+            raise click.ClickException(f"{type(storage).__name__} has no migrations: it sets itself up on first use")
+        click.echo(sql, nl=False)
+        return
+    applied = storage.migrate()
+    if applied:
+        click.echo("Applied schema versions: " + ", ".join(map(str, applied)))
+    else:
+        click.echo("The storage schema is up to date.")
+
+
 @gridauth_cli.command("rotate-token")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_clean_errors

@@ -33,7 +33,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 #: The bootstrap token every test app accepts.
 TOKEN = "test-bootstrap-token-0123456789abcdef"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "postgres")
+POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
+#: Apps built during the current test; their storages are closed after it (a PostgreSQL pool holds threads).
+_BUILT_APPS: list[Flask] = []
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -90,12 +93,56 @@ def prefixed_redis_uri(redis_server: str) -> Iterator[str]:
     client.close()
 
 
+def _postgres_admin() -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        host=POSTGRES_HOST, port=POSTGRES_PORT, user="postgres", dbname="postgres", autocommit=True, connect_timeout=3
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A database of this test session's own on the real PostgreSQL at 127.0.0.1:5432, dropped at the end."""
+    try:
+        admin = _postgres_admin()
+    except Exception as exc:  # psycopg missing or nothing listening
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required in CI but 127.0.0.1:5432 did not answer: {type(exc).__name__}")
+        pytest.skip("no PostgreSQL at 127.0.0.1:5432")
+    name = f"gridauth_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def postgres_uri(postgres_server: str) -> Iterator[str]:
+    """A PostgreSQL storage URI with a schema of this test's own (dropped afterwards)."""
+    yield from schema_postgres_uri(postgres_server)
+
+
+def schema_postgres_uri(postgres_server: str) -> Iterator[str]:
+    """Yield a PostgreSQL URI in a fresh schema of the session's database, then drop the schema."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield f"{postgres_server}?schema={schema}&pool_min_size=1&pool_max_size=4"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def storage_uri_for(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
     """The storage URI of one backend, isolated to this test."""
     if backend == "memory":
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path}/gridauth.db"
+    if backend == "postgres":
+        return str(request.getfixturevalue("postgres_uri"))
     return str(request.getfixturevalue("redis_uri"))
 
 
@@ -122,6 +169,7 @@ def build_app(instance_path: str, **config: Any) -> Flask:
     )
     app.config.update(config)
     GridAuth(app)
+    _BUILT_APPS.append(app)
     app.register_blueprint(api_keys_blueprint, url_prefix="/api/v1")
 
     @app.route("/items", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
@@ -154,6 +202,16 @@ def build_app(instance_path: str, **config: Any) -> Flask:
         return {"public": True}
 
     return app
+
+
+@pytest.fixture(autouse=True)
+def _close_built_storages() -> Iterator[None]:
+    """Close the storage of every app a test built (connection pools and their threads)."""
+    yield
+    while _BUILT_APPS:
+        state = _BUILT_APPS.pop().extensions.get("gridauth")
+        if state is not None:
+            state.storage.close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from flask_gridauth.errors import ConfigurationError, StorageError
 from flask_gridauth.storage import SCHEMES, MemoryStorage, SQLiteStorage, Storage, storage_from_uri
 from flask_gridauth.testing import StorageContract, make_record
-from tests.conftest import prefixed_redis_uri
+from tests.conftest import prefixed_redis_uri, schema_postgres_uri
 
 
 class TestMemoryStorage(StorageContract):
@@ -45,6 +45,16 @@ class TestRedisStorage(StorageContract):
     def storage_factory(self, redis_server: str) -> Iterator[Callable[[], Storage]]:
         """Handles on one fresh key prefix; its keys are deleted afterwards."""
         for uri in prefixed_redis_uri(redis_server):
+            yield lambda uri=uri: storage_from_uri(uri)
+
+
+class TestPostgresStorage(StorageContract):
+    """The contract on the real PostgreSQL, in a schema of the test's own inside the session's database."""
+
+    @pytest.fixture
+    def storage_factory(self, postgres_server: str) -> Iterator[Callable[[], Storage]]:
+        """Handles on one fresh schema; it is dropped afterwards."""
+        for uri in schema_postgres_uri(postgres_server):
             yield lambda uri=uri: storage_from_uri(uri)
 
 

@@ -154,6 +154,18 @@ class Storage(ABC):
         """
         return self.find(lookup), False, None
 
+    def migrate(self) -> tuple[int, ...]:
+        """Create or upgrade this backend's tables; the schema versions applied (none when up to date).
+
+        Backends whose layout is not versioned set themselves up on first use
+        and apply nothing here.
+        """
+        return ()
+
+    def migration_sql(self) -> str | None:
+        """The SQL :meth:`migrate` would run, for operators who apply it themselves; ``None`` if there is none."""
+        return None
+
     def shared_counters(self) -> tuple[limits.storage.Storage, str] | None:
         """A ``limits`` storage for rate-limit counters on this backend's own server, or ``None``.
 

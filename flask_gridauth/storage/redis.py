@@ -19,8 +19,8 @@ separate ``HMGET``, ``HSET`` and ``limits`` ``incr`` calls would.
 
 Changes to ``d`` are compare-and-set (a Lua script that writes only if ``d`` is
 still what was read), so two concurrent updates never lose one another.
-Multi-key operations run as Lua scripts and are atomic; the layout therefore
-assumes one Redis server, not a cluster.
+Multi-key operations run as Lua scripts and are atomic on one server;
+:mod:`flask_gridauth.storage.cluster` re-lays the keys for a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StorageError
@@ -38,7 +38,6 @@ from .base import Counted, KeyExistsError, Storage, check_changes, from_epoch, t
 
 if TYPE_CHECKING:
     import limits.storage
-    import redis
 
 _ADD = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -175,6 +174,14 @@ _VALKEY = {"valkey": "redis", "valkeys": "rediss"}
 COUNTER_SUFFIX = ":ratelimit"
 
 
+def _import_redis() -> Any:
+    try:
+        import redis as redis_module
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ImportError("Redis storage needs the redis extra: pip install 'flask-gridauth[redis]'") from None
+    return redis_module
+
+
 def split_uri(uri: str) -> tuple[str, str]:
     """Separate our ``key_prefix`` query parameter from a Redis URI (``valkey://`` reads as ``redis://``)."""
     parts = urlsplit(uri)
@@ -189,31 +196,43 @@ def split_uri(uri: str) -> tuple[str, str]:
 class RedisStorage(Storage):
     """Keys on a Redis server; revocations are seen by every process at once."""
 
-    schemes = ("redis", "rediss", "valkey", "valkeys")
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "valkey", "valkeys")
     counts_in_lookup = True
 
     def __init__(self, uri: str, *, timeout: float = 2.0) -> None:
-        try:
-            import redis as redis_module
-        except ImportError:  # pragma: no cover - depends on the install
-            raise ImportError("Redis storage needs the redis extra: pip install 'flask-gridauth[redis]'") from None
-        self._redis_module = redis_module
-        self.driver_errors = (redis_module.RedisError,)
-        url, self.prefix = split_uri(uri)
-        # redis-py connects lazily: building the client never contacts the server.
-        self.client: redis.Redis = redis_module.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
-        )
-        self.url = url
-        self._add = self.client.register_script(_ADD)
-        self._get = self.client.register_script(_GET)
-        self._list = self.client.register_script(_LIST)
-        self._cas = self.client.register_script(_CAS)
-        self._find_count = self.client.register_script(_FIND_COUNT)
-        self._no_script: type[Exception] = redis_module.exceptions.NoScriptError
+        self._redis_module = _import_redis()
+        self.driver_errors = (self._redis_module.RedisError,)
+        self.url, self.prefix = split_uri(uri)
+        self.timeout = timeout
+        self._no_script: type[Exception] = self._redis_module.exceptions.NoScriptError
         # (d, u) as read -> their record: an unchanged stored key decodes to the same immutable
         # record object, so its JSON is parsed once rather than on every request.
         self._records: dict[tuple[bytes, bytes | None], KeyRecord] = {}
+        self._bind(self._make_client())
+
+    def _make_client(self) -> Any:
+        """The client; redis-py connects lazily, so building it never contacts the server."""
+        return self._redis_module.Redis.from_url(
+            self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, health_check_interval=30
+        )
+
+    def _bind(self, client: Any) -> None:
+        """Use ``client`` and register the scripts on it."""
+        #: The redis-py client (a ``Redis``, or a ``RedisCluster`` for a cluster).
+        self.client: Any = client
+        self._add = client.register_script(_ADD)
+        self._get = client.register_script(_GET)
+        self._list = client.register_script(_LIST)
+        self._cas = client.register_script(_CAS)
+        self._find_count = client.register_script(_FIND_COUNT)
+
+    def _rec_key(self, lookup: str) -> str:
+        """The hash of the key whose lookup this is."""
+        return self.key("rec", lookup)
+
+    def _read_by_id(self, key_id: str) -> Any:
+        """``[d, u]`` of the key with this id (empty if there is none)."""
+        return self._get(keys=[self.key("id", key_id)], args=[self.prefix])
 
     def key(self, *parts: str) -> str:
         """A Redis key under this storage's prefix."""
@@ -251,12 +270,12 @@ class RedisStorage(Storage):
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The key with this id, in one round trip."""
-        return _load(self._get(keys=[self.key("id", key_id)], args=[self.prefix]))
+        return _load(self._read_by_id(key_id))
 
     def find(self, lookup: str) -> KeyRecord | None:
         """The key with this hash or fingerprint: one ``HMGET``."""
         # execute_command skips redis-py's response callbacks: a plain list, decoded once by _load.
-        pair = self.client.execute_command("HMGET", self.key("rec", lookup), "d", "u")  # type: ignore[no-untyped-call]
+        pair = self.client.execute_command("HMGET", self._rec_key(lookup), "d", "u")
         return self._decode(pair)
 
     def _decode(self, reply: list[Any]) -> KeyRecord | None:
@@ -289,11 +308,11 @@ class RedisStorage(Storage):
 
         See :meth:`Storage.find_counted <flask_gridauth.storage.Storage.find_counted>`.
         """
-        key = self.key("rec", lookup)
+        key = self._rec_key(lookup)
         args = (repr(now), touch_interval, record_type, lookup, counter_prefix, *windows)
         try:
             # execute_command skips the Script wrapper's per-call work; the script is loaded once.
-            reply = self.client.execute_command("EVALSHA", self._find_count.sha, 1, key, *args)  # type: ignore[no-untyped-call]
+            reply = self.client.execute_command("EVALSHA", self._find_count.sha, 1, key, *args)
         except self._no_script:
             reply = self._find_count(keys=[key], args=args)
         if not reply:
@@ -316,18 +335,18 @@ class RedisStorage(Storage):
         """Read, change and compare-and-set ``d``; retried if another writer got there first."""
         check_changes(changes)
         for _ in range(_CAS_ATTEMPTS):
-            pair = self._get(keys=[self.key("id", key_id)], args=[self.prefix])
+            pair = self._read_by_id(key_id)
             record = _load(pair)
             if record is None:
                 return None
             updated = dataclasses.replace(record, **changes)
-            if not changes or self._cas(keys=[self.key("rec", record.lookup)], args=[pair[0], _dump(updated)]):
+            if not changes or self._cas(keys=[self._rec_key(record.lookup)], args=[pair[0], _dump(updated)]):
                 return updated
         raise StorageError("Redis storage failed: too many concurrent updates of one key")
 
     def touch(self, record: KeyRecord, when: datetime) -> None:
         """One ``HSET`` of ``u``: it never rewrites ``d``, so it cannot undo a revocation."""
-        self.client.hset(self.key("rec", record.lookup), "u", repr(when.timestamp()))
+        self.client.hset(self._rec_key(record.lookup), "u", repr(when.timestamp()))
 
     def claim_once(self, token: str, ttl: float) -> bool:
         """``SET NX PX``: exactly one process wins a given token."""

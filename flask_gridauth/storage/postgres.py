@@ -1,0 +1,491 @@
+"""PostgreSQL storage: the store of record for several hosts (psycopg 3 and psycopg_pool).
+
+``postgresql://user@host:port/db`` (or ``postgres://``). Query parameters of
+our own, removed before the rest goes to libpq:
+
+- ``pool_min_size`` (default 1) and ``pool_max_size`` (default 10): connections
+  per process;
+- ``pool_timeout``: seconds a request waits for a connection before a 503
+  (default ``GRIDAUTH_STORAGE_TIMEOUT``); libpq's own ``connect_timeout``
+  defaults to the same, rounded up;
+- ``schema``: the schema holding the tables (created if missing; default: the
+  connection's ``search_path``);
+- ``auto_migrate`` (default ``true``): create or upgrade the tables on first
+  use; ``false`` leaves that to ``flask gridauth migrate`` and answers 503
+  while the tables are behind.
+
+The tables are versioned: ``gridauth_schema_version`` records every migration
+of :data:`MIGRATIONS` applied, each under an advisory lock so that processes
+starting together apply it once. A key is found by its lookup (the primary
+key): one prepared ``SELECT`` per request. Updates are single ``UPDATE ...
+RETURNING`` statements of the named columns that bump ``version`` (the
+compare-and-set token for writers that read first), so concurrent updates of
+different fields never lose one another. The replay cache is an ``INSERT ...
+ON CONFLICT`` that only takes over an expired row, with expired rows purged
+in batches. ``last_used_at`` is coalesced as on SQLite: a first use at once,
+later refreshes gathered per process and written together at most once per
+:data:`TOUCH_FLUSH_INTERVAL`.
+
+Nothing is contacted when the backend is built: the pool opens on first use,
+so an app starts while the database is down and answers 503 until it is back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..errors import ConfigurationError, StorageError
+from ..records import KeyRecord
+from .base import KeyExistsError, Storage, check_changes
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+logger = logging.getLogger("flask_gridauth")
+
+#: Seconds between two writes of gathered ``last_used_at`` refreshes.
+TOUCH_FLUSH_INTERVAL = 1.0
+#: Claims between two purges of expired replay-cache rows, and the most rows one purge deletes.
+PURGE_EVERY, PURGE_BATCH = 1000, 5000
+#: Any advisory-lock number will do, as long as it is always the same one: taken while migrating.
+_MIGRATION_LOCK = 0x6772_6964_6175_7468 & 0x7FFF_FFFF_FFFF_FFFF
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+#: The migrations, in order: (version, SQL). ``{s}`` is the schema qualifier (``"name".`` or empty).
+#: Append new ones (never edit an applied one): a column a field of KeyRecord needs, a new table.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+CREATE TABLE {s}gridauth_keys (
+    lookup text PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    version bigint NOT NULL DEFAULT 1,
+    name text NOT NULL,
+    type text NOT NULL,
+    prefix text NOT NULL,
+    scopes text[] NOT NULL,
+    environment text NOT NULL,
+    owner text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz,
+    revoked_at timestamptz,
+    last_used_at timestamptz,
+    metadata jsonb NOT NULL,
+    rate_limit text,
+    public_key text
+);
+CREATE INDEX gridauth_keys_owner ON {s}gridauth_keys (owner, seq);
+CREATE TABLE {s}gridauth_seen (
+    token text PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX gridauth_seen_expires ON {s}gridauth_seen (expires_at);
+""",
+    ),
+)
+
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {s}gridauth_schema_version"
+    " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());"
+)
+_COLUMNS = (
+    "seq, id, lookup, name, type, prefix, scopes, environment, owner,"
+    " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key"
+)
+
+
+def _record(row: tuple[Any, ...]) -> KeyRecord:
+    return KeyRecord(
+        seq=row[0],
+        id=row[1],
+        lookup=row[2],
+        name=row[3],
+        type=row[4],
+        prefix=row[5],
+        scopes=tuple(row[6]),
+        environment=row[7],
+        owner=row[8],
+        created_at=row[9],
+        expires_at=row[10],
+        revoked_at=row[11],
+        last_used_at=row[12],
+        metadata=row[13],
+        rate_limit=row[14],
+        public_key=row[15],
+    )
+
+
+def _flag(value: str, name: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"the PostgreSQL storage URI parameter {name} must be true or false")
+
+
+def _number(value: str, name: str, *, integer: bool) -> float:
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        number = -1
+    if not number > 0 or math.isinf(number):
+        raise ConfigurationError(f"the PostgreSQL storage URI parameter {name} must be a positive number")
+    return number
+
+
+class PostgresStorage(Storage):
+    """Keys in PostgreSQL, shared by every process and host using the same database."""
+
+    schemes = ("postgresql", "postgres")
+
+    def __init__(self, uri: str, *, timeout: float = 2.0) -> None:
+        try:
+            import psycopg
+            import psycopg_pool
+        except ImportError:  # pragma: no cover - depends on the install
+            raise ImportError(
+                "PostgreSQL storage needs the postgres extra: pip install 'flask-gridauth[postgres]'"
+            ) from None
+        from psycopg.types.json import Jsonb
+
+        self._psycopg = psycopg
+        self._jsonb = Jsonb
+        self._pool_module = psycopg_pool
+        self.driver_errors = (psycopg.Error,)
+        parts = urlsplit(uri)
+        ours: dict[str, str] = {}
+        rest: list[tuple[str, str]] = []
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key in ("pool_min_size", "pool_max_size", "pool_timeout", "schema", "auto_migrate"):
+                ours[key] = value
+            else:
+                rest.append((key, value))
+        if not any(key == "connect_timeout" for key, _ in rest):
+            rest.append(("connect_timeout", str(max(1, math.ceil(timeout)))))
+        self.conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
+        self.min_size = int(_number(ours.get("pool_min_size", "1"), "pool_min_size", integer=True))
+        self.max_size = int(_number(ours.get("pool_max_size", "10"), "pool_max_size", integer=True))
+        if self.min_size > self.max_size:
+            raise ConfigurationError("pool_min_size cannot be larger than pool_max_size")
+        self.pool_timeout = _number(ours.get("pool_timeout", str(timeout)), "pool_timeout", integer=False)
+        self.auto_migrate = _flag(ours.get("auto_migrate", "true"), "auto_migrate")
+        schema = ours.get("schema")
+        if schema is not None and not _IDENTIFIER.fullmatch(schema):
+            raise ConfigurationError("the PostgreSQL schema name must be lower-case letters, digits and _")
+        self.schema = schema
+        q = f'"{schema}".' if schema else ""
+        self._q = q
+        self._find_sql = f"SELECT {_COLUMNS} FROM {q}gridauth_keys WHERE lookup = %s"  # noqa: S608 - fixed names
+        self._get_sql = f"SELECT {_COLUMNS} FROM {q}gridauth_keys WHERE id = %s"  # noqa: S608
+        self._touch_sql = f"UPDATE {q}gridauth_keys SET last_used_at = %s WHERE id = %s"  # noqa: S608
+        self._pool: ConnectionPool[Any] | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+        self._schema_ready = False
+        self._claims = 0
+        # Key id -> last_used_at not yet written; see the module docstring.
+        self._pending: dict[str, datetime] = {}
+        self._pending_lock = threading.Lock()
+        self._flush_at = 0.0
+
+    def storage_error(self, exc: BaseException) -> StorageError:
+        """The error's type and SQLSTATE: a driver's message may name the host or the user."""
+        state = getattr(exc, "sqlstate", None)
+        return StorageError(f"PostgreSQL storage failed: {type(exc).__name__}" + (f" ({state})" if state else ""))
+
+    # -- connections and the schema ------------------------------------------
+
+    def _open_pool(self) -> ConnectionPool[Any]:
+        pool = self._pool
+        if pool is not None and self._pool_pid == os.getpid():
+            return pool
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                # A pool never crosses a fork: the child opens its own (the parent's stays the parent's).
+                self._pool = self._pool_module.ConnectionPool(
+                    self.conninfo,
+                    min_size=self.min_size,
+                    max_size=self.max_size,
+                    timeout=self.pool_timeout,
+                    # Give up on a failing connection attempt soon: the next request asks for a new one,
+                    # so traffic comes back within a few seconds of the database.
+                    reconnect_timeout=max(1.0, self.pool_timeout),
+                    kwargs={"autocommit": True},
+                    open=False,
+                    name="gridauth",
+                )
+                self._pool.open(wait=False)
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        pool = self._open_pool()
+        with pool.connection() as conn:
+            if not self._schema_ready:
+                self._ensure_schema(conn)
+            yield conn
+
+    def _ensure_schema(self, conn: psycopg.Connection[Any]) -> None:
+        if self.auto_migrate:
+            self._migrate(conn)
+        elif self._pending_versions(conn):
+            raise StorageError("PostgreSQL storage: the tables are behind; run `flask gridauth migrate`")
+        self._schema_ready = True
+
+    def _pending_versions(self, conn: psycopg.Connection[Any]) -> list[int]:
+        exists = conn.execute("SELECT to_regclass(%s)", (f"{self._q}gridauth_schema_version",)).fetchone()
+        if exists is None or exists[0] is None:
+            return [version for version, _ in MIGRATIONS]
+        rows = conn.execute(f"SELECT version FROM {self._q}gridauth_schema_version").fetchall()  # noqa: S608
+        done = {row[0] for row in rows}
+        return [version for version, _ in MIGRATIONS if version not in done]
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> tuple[int, ...]:
+        if not self._pending_versions(conn):
+            return ()
+        applied: list[int] = []
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            if self.schema:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            conn.execute(_VERSION_TABLE.format(s=self._q))
+            # Read again under the lock: another process may have just applied them.
+            todo = self._pending_versions(conn)
+            for version, sql in MIGRATIONS:
+                if version in todo:
+                    conn.execute(sql.format(s=self._q))
+                    conn.execute(
+                        f"INSERT INTO {self._q}gridauth_schema_version (version) VALUES (%s)",  # noqa: S608
+                        (version,),
+                    )
+                    applied.append(version)
+        return tuple(applied)
+
+    def migrate(self) -> tuple[int, ...]:
+        """Apply the migrations this database lacks; the versions applied (none when up to date)."""
+        with self._pool_connection() as conn:
+            applied = self._migrate(conn)
+        self._schema_ready = True
+        return applied
+
+    def migration_sql(self) -> str:
+        """The SQL of every migration, for operators who apply them with their own tools."""
+        out = [
+            "BEGIN;",
+            *([f'CREATE SCHEMA IF NOT EXISTS "{self.schema}";'] if self.schema else []),
+            _VERSION_TABLE.format(s=self._q),
+        ]
+        for version, sql in MIGRATIONS:
+            out.append(f"-- version {version}")
+            out.append(sql.format(s=self._q).strip())
+            out.append(f"INSERT INTO {self._q}gridauth_schema_version (version) VALUES ({version});")  # noqa: S608
+        out.append("COMMIT;")
+        return "\n".join(out) + "\n"
+
+    @contextmanager
+    def _pool_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._open_pool().connection() as conn:
+            yield conn
+
+    # -- keys ----------------------------------------------------------------
+
+    def add(self, record: KeyRecord) -> KeyRecord:
+        """Insert the key; its ``seq`` comes from the identity column."""
+        sql = (
+            f"INSERT INTO {self._q}gridauth_keys (id, lookup, name, type, prefix, scopes, environment, owner,"  # noqa: S608
+            " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq"
+        )
+        jsonb = self._jsonb
+        try:
+            with self._conn() as conn:
+                row = conn.execute(
+                    sql,
+                    (
+                        record.id,
+                        record.lookup,
+                        record.name,
+                        record.type,
+                        record.prefix,
+                        list(record.scopes),
+                        record.environment,
+                        record.owner,
+                        record.created_at,
+                        record.expires_at,
+                        record.revoked_at,
+                        record.last_used_at,
+                        jsonb(record.metadata),
+                        record.rate_limit,
+                        record.public_key,
+                    ),
+                ).fetchone()
+        except self._psycopg.errors.UniqueViolation:
+            raise KeyExistsError(record.id) from None
+        if row is None:  # pragma: no cover - RETURNING always returns the row
+            raise StorageError("PostgreSQL storage failed: no seq returned")
+        return dataclasses.replace(record, seq=int(row[0]))
+
+    def _with_pending(self, record: KeyRecord) -> KeyRecord:
+        used = self._pending.get(record.id)
+        return record if used is None else dataclasses.replace(record, last_used_at=used)
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        """The key with this id (a unique index)."""
+        with self._conn() as conn:
+            row = conn.execute(self._get_sql, (key_id,), prepare=True).fetchone()
+        if row is None:
+            return None
+        record = _record(row)
+        return self._with_pending(record) if self._pending else record
+
+    def find(self, lookup: str) -> KeyRecord | None:
+        """The key with this hash or fingerprint: one prepared primary-key ``SELECT`` (the hot path)."""
+        with self._conn() as conn:
+            row = conn.execute(self._find_sql, (lookup,), prepare=True).fetchone()
+        if row is None:
+            return None
+        record = _record(row)
+        if self._pending:
+            if time.monotonic() >= self._flush_at:
+                self._flush_quietly()
+            return self._with_pending(record)
+        return record
+
+    def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
+        """Keys newest first, by ``seq``."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if owner is not None:
+            clauses.append("owner = %s")
+            params.append(owner)
+        if before_seq is not None:
+            clauses.append("seq < %s")
+            params.append(before_seq)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql = f"SELECT {_COLUMNS} FROM {self._q}gridauth_keys{where} ORDER BY seq DESC LIMIT %s"  # noqa: S608
+        with self._conn() as conn:
+            rows = conn.execute(sql, (*params, limit)).fetchall()
+        records = [_record(row) for row in rows]
+        return [self._with_pending(r) for r in records] if self._pending else records
+
+    def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
+        """Change the named columns and bump ``version``, in one ``UPDATE ... RETURNING``."""
+        check_changes(changes)
+        if not changes:
+            return self.get(key_id)
+        values: list[Any] = []
+        for name, value in changes.items():
+            if name == "scopes":
+                value = list(value)
+            elif name == "metadata":
+                value = self._jsonb(value)
+            values.append(value)
+        # Column names come from MUTABLE_FIELDS (checked above); values are bound.
+        assignments = ", ".join(f"{name} = %s" for name in changes)
+        sql = (
+            f"UPDATE {self._q}gridauth_keys SET {assignments}, version = version + 1"  # noqa: S608
+            f" WHERE id = %s RETURNING {_COLUMNS}"
+        )
+        with self._conn() as conn:
+            row = conn.execute(sql, (*values, key_id)).fetchone()
+        if row is None:
+            return None
+        record = _record(row)
+        return self._with_pending(record) if self._pending else record
+
+    # -- usage ---------------------------------------------------------------
+
+    def touch(self, record: KeyRecord, when: datetime) -> None:
+        """Set ``last_used_at``: a first use at once, a refresh with the next flush."""
+        if record.last_used_at is None:
+            with self._conn() as conn:
+                conn.execute(self._touch_sql, (when, record.id), prepare=True)
+            return
+        with self._pending_lock:
+            self._pending[record.id] = when
+        if time.monotonic() >= self._flush_at:
+            self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        # A request never fails for a refresh it does not need: a failed flush is kept and retried.
+        try:
+            self.flush()
+        except StorageError as exc:
+            logger.warning("could not write last_used_at refreshes yet (retrying later): %s", exc)
+
+    def flush(self) -> None:
+        """Write the gathered ``last_used_at`` refreshes in one statement; ``StorageError`` keeps them."""
+        with self._pending_lock:
+            batch, self._pending = self._pending, {}
+            self._flush_at = time.monotonic() + TOUCH_FLUSH_INTERVAL
+        if not batch:
+            return
+        sql = (
+            f"UPDATE {self._q}gridauth_keys AS k SET last_used_at = v.used"  # noqa: S608
+            " FROM unnest(%s::text[], %s::timestamptz[]) AS v(id, used)"
+            " WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.used)"
+        )
+        try:
+            with self._conn() as conn:
+                conn.execute(sql, (list(batch), list(batch.values())))
+        except self._psycopg.Error:
+            with self._pending_lock:
+                # Put them back (a newer refresh made meanwhile wins) for the next flush.
+                self._pending = {**batch, **self._pending}
+            raise
+
+    # -- the replay cache ----------------------------------------------------
+
+    def claim_once(self, token: str, ttl: float) -> bool:
+        """Insert ``token``; a live row is a conflict (a replay), an expired one is taken over."""
+        q = self._q
+        with self._conn() as conn:
+            self._claims += 1
+            if self._claims % PURGE_EVERY == 0:
+                conn.execute(
+                    f"DELETE FROM {q}gridauth_seen WHERE token IN (SELECT token FROM {q}gridauth_seen"  # noqa: S608
+                    " WHERE expires_at <= now() LIMIT %s)",
+                    (PURGE_BATCH,),
+                )
+            cur = conn.execute(
+                f"INSERT INTO {q}gridauth_seen AS s (token, expires_at)"  # noqa: S608
+                " VALUES (%s, now() + make_interval(secs => %s))"
+                " ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at WHERE s.expires_at <= now()",
+                (token, float(ttl)),
+                prepare=True,
+            )
+            return cur.rowcount == 1
+
+    # -- health --------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Run a trivial query (creating the tables first if this is the first use)."""
+        with self._conn() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        """Write pending ``last_used_at`` refreshes, then close this process's pool (a later call reopens it)."""
+        if self._pending:
+            try:
+                self.flush()
+            except StorageError:
+                pass  # closing anyway: a usage timestamp is not worth failing a shutdown for
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pool_pid == os.getpid():
+            pool.close()

@@ -1,0 +1,178 @@
+"""Redis Cluster and Redis behind Sentinel: the contract suite, the one-round-trip hot path, a failover."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from flask_gridauth.storage import Storage, storage_from_uri
+from flask_gridauth.testing import StorageContract, make_record
+
+from .conftest import bearer, build_app, create_key
+from .redis_servers import HOST, Servers, start_cluster, start_sentinel, wait_for
+
+
+@pytest.fixture(scope="module")
+def cluster_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
+    """A 3-master Redis Cluster on free ports, for this module."""
+    servers = Servers(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield start_cluster(servers)
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="module")
+def sentinel_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int, int]]:
+    """A master, a replica and a sentinel on free ports, for this module."""
+    servers = Servers(tmp_path_factory.mktemp("sentinel"))
+    try:
+        yield start_sentinel(servers)
+    finally:
+        servers.stop()
+
+
+def cluster_uri(ports: list[int]) -> str:
+    """A redis+cluster:// URI naming two of the nodes, under a fresh key prefix."""
+    return f"redis+cluster://{HOST}:{ports[0]},{HOST}:{ports[1]}?key_prefix=t{uuid.uuid4().hex[:10]}"
+
+
+def sentinel_uri(ports: tuple[int, int, int]) -> str:
+    """A redis+sentinel:// URI of the service, under a fresh key prefix."""
+    return f"redis+sentinel://{HOST}:{ports[2]}/gridauth/0?key_prefix=t{uuid.uuid4().hex[:10]}"
+
+
+class TestClusterStorage(StorageContract):
+    """The contract on a real 3-master Redis Cluster."""
+
+    @pytest.fixture
+    def storage_factory(self, cluster_ports: list[int]) -> Callable[[], Storage]:
+        """Handles on one fresh key prefix of the cluster."""
+        uri = cluster_uri(cluster_ports)
+        return lambda: storage_from_uri(uri)
+
+
+class TestSentinelStorage(StorageContract):
+    """The contract on a real master + replica behind a sentinel."""
+
+    @pytest.fixture
+    def storage_factory(self, sentinel_ports: tuple[int, int, int]) -> Callable[[], Storage]:
+        """Handles on one fresh key prefix of the monitored master."""
+        uri = sentinel_uri(sentinel_ports)
+        return lambda: storage_from_uri(uri)
+
+
+def test_cluster_keys_of_one_key_share_a_slot(cluster_ports: list[int], tmp_path: Path) -> None:
+    """A record and the counters its look-up hits hash to one slot (one script, one round trip)."""
+    app = build_app(
+        str(tmp_path),
+        GRIDAUTH_STORAGE_URI=cluster_uri(cluster_ports),
+        GRIDAUTH_RATELIMIT_ENABLED=True,
+        GRIDAUTH_RATELIMIT_API_KEY="3/minute",
+    )
+    record, raw = create_key(app)
+    client = app.test_client()
+    statuses = [client.get("/items", headers=bearer(raw)).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    storage = app.extensions["gridauth"].storage
+    cluster = storage.client
+    keys = [k.decode() for k in cluster.scan_iter(match=f"{storage.prefix}*")]  # every primary
+    tagged = [k for k in keys if "{" + record.lookup + "}" in k]
+    assert len(tagged) == 2  # the record and its one counter
+    assert len({cluster.keyslot(k) for k in tagged}) == 1
+
+
+def test_cluster_starts_while_down(tmp_path: Path) -> None:
+    """An app on a cluster that does not answer starts, and its key requests get 503."""
+    from .redis_servers import free_port
+
+    app = build_app(
+        str(tmp_path),
+        GRIDAUTH_STORAGE_URI=f"redis+cluster://{HOST}:{free_port()}",
+        GRIDAUTH_STORAGE_TIMEOUT=0.3,
+        GRIDAUTH_RATELIMIT_ENABLED=True,
+    )
+    from flask_gridauth.keys import generate_key
+
+    response = app.test_client().get("/items", headers=bearer(generate_key("grd")))
+    assert response.status_code == 503 and response.get_json()["code"] == "unavailable"
+
+
+def test_bad_topology_uris_refused() -> None:
+    """A sentinel URI without a service, or a host list without ports, is a configuration error."""
+    from flask_gridauth.errors import ConfigurationError
+
+    for uri in ("redis+sentinel://127.0.0.1:26379", "redis+sentinel://h:1/svc/x", "redis+cluster://nohost"):
+        with pytest.raises(ConfigurationError):
+            storage_from_uri(uri)
+
+
+def test_sentinel_failover_under_traffic(tmp_path: Path) -> None:
+    """Killing the master under traffic gives only 503s during the switch, never a revoked key through.
+
+    Traffic comes back on the promoted replica without restarting the app.
+    """
+    servers = Servers(tmp_path / "servers")
+    try:
+        master, replica, sentinel = start_sentinel(servers)
+        app = build_app(
+            str(tmp_path / "app"),
+            GRIDAUTH_STORAGE_URI=f"redis+sentinel://{HOST}:{sentinel}/gridauth",
+            GRIDAUTH_STORAGE_TIMEOUT=0.5,
+            GRIDAUTH_RATELIMIT_ENABLED=True,
+            GRIDAUTH_RATELIMIT_API_KEY="1000000/minute",
+            GRIDAUTH_FAILED_AUTH_LIMIT=None,  # the revoked key's 401s would throttle the address
+        )
+        _, good = create_key(app)
+        revoked, bad = create_key(app)
+        with app.app_context():
+            app.extensions["gridauth"].keys.revoke(revoked.id, owner="alice")
+        # Replication is asynchronous: wait until the replica holds the revocation before the crash.
+        redis.Redis(host=HOST, port=master).wait(1, 5000)
+
+        seen: dict[str, list[int]] = {"good": [], "bad": []}
+        stop = threading.Event()
+
+        def traffic(name: str, raw: str) -> None:
+            client = app.test_client()
+            while not stop.is_set():
+                seen[name].append(client.get("/items", headers=bearer(raw)).status_code)
+
+        threads = [threading.Thread(target=traffic, args=args) for args in (("good", good), ("bad", bad))]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: seen["good"].count(200) >= 5, "traffic before the failover")
+        servers.kill(master)
+        watcher = redis.Redis(host=HOST, port=sentinel)
+        wait_for(
+            lambda: (
+                watcher.execute_command("SENTINEL", "get-master-addr-by-name", "gridauth")[1] == str(replica).encode()
+            ),
+            "the sentinel to promote the replica",
+        )
+        before = len(seen["good"])
+        wait_for(lambda: seen["good"][before:].count(200) >= 5, "traffic on the new master", deadline=60)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert set(seen["good"]) <= {200, 503} and 503 in seen["good"]
+        assert set(seen["bad"]) <= {401, 503} and 401 in seen["bad"]
+        assert seen["good"][-1] == 200
+    finally:
+        servers.stop()
+
+
+def test_sentinel_record_round_trip(sentinel_ports: tuple[int, int, int]) -> None:
+    """A key written through the sentinel-found master is on the master the sentinel names."""
+    storage = storage_from_uri(sentinel_uri(sentinel_ports))
+    try:
+        record = storage.add(make_record())
+        direct = redis.Redis(host=HOST, port=sentinel_ports[0])
+        assert direct.exists(f"{storage.prefix}:rec:{record.lookup}") == 1
+    finally:
+        storage.close()

@@ -76,6 +76,8 @@ RATELIMIT_ENABLED = "GRIDAUTH_RATELIMIT_ENABLED"
 #: Where rate-limit counters live (``memory://``, ``redis://``); ``None`` shares the key storage's
 #: Redis when it is Redis, else per-process memory.
 RATELIMIT_STORAGE_URI = "GRIDAUTH_RATELIMIT_STORAGE_URI"
+#: How limits count: ``"fixed-window"`` (default), ``"sliding-window-counter"`` or ``"moving-window"``.
+RATELIMIT_STRATEGY = "GRIDAUTH_RATELIMIT_STRATEGY"
 #: Failed authentications accepted per client address; only the failures past it get 429
 #: (a valid credential is never refused by this limit).
 FAILED_AUTH_LIMIT = "GRIDAUTH_FAILED_AUTH_LIMIT"
@@ -145,6 +147,7 @@ DEFAULTS: dict[str, Any] = {
     RATELIMIT_TOKEN: None,
     RATELIMIT_ENABLED: True,
     RATELIMIT_STORAGE_URI: None,
+    RATELIMIT_STRATEGY: "fixed-window",
     FAILED_AUTH_LIMIT: "20/minute",
     METHOD_SCOPES: DEFAULT_METHOD_SCOPES,
     SCOPE_IMPLICATIONS: DEFAULT_SCOPE_IMPLICATIONS,

@@ -45,22 +45,20 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, ParamSpec, TypeVar
-from urllib.parse import urlsplit
 
 from flask import Response, current_app, g
 from flask_limiter.constants import HeaderNames
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError as LimitsStorageError
-from limits.storage import RedisStorage as LimitsRedisStorage
 from limits.storage import Storage as LimitsStorage
+from limits.strategies import RateLimiter
 
 from . import config as c
+from .counters import counter_storage, limiter_for
 from .errors import ConfigurationError, RateLimited, Unavailable
-from .memory_counters import MemoryCounters
+from .memory_counters import MemoryCounters as MemoryCounters  # re-exported: the in-process counters
 from .principal import Principal
 from .storage import Storage
-from .storage.redis import COUNTER_SUFFIX as REDIS_SUFFIX
-from .storage.redis import split_uri
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -79,8 +77,6 @@ HEADER_REMAINING = HeaderNames.REMAINING.value
 HEADER_RESET = HeaderNames.RESET.value
 HEADER_RETRY_AFTER = HeaderNames.RETRY_AFTER.value
 
-#: Schemes ``GRIDAUTH_RATELIMIT_STORAGE_URI`` accepts.
-STORAGE_SCHEMES = ("memory", "redis", "rediss")
 #: Most window ends and parsed ``rate_limit`` strings cached per process.
 MAX_CACHED = 10_000
 
@@ -194,33 +190,6 @@ def _config_limits(config: Mapping[str, Any], key: str) -> tuple[Limit, ...] | N
         raise ConfigurationError(f"{key} must be a limit such as '60/minute' (or None for no limit)") from None
 
 
-def counter_storage(config: Mapping[str, Any], storage: Storage) -> LimitsStorage:
-    """The ``limits`` storage for the counters; nothing is contacted yet.
-
-    An explicit ``GRIDAUTH_RATELIMIT_STORAGE_URI`` wins; else a key storage
-    that offers :meth:`~flask_gridauth.storage.Storage.shared_counters` (Redis)
-    lends its server; else per-process memory.
-    """
-    explicit = config.get(c.RATELIMIT_STORAGE_URI)
-    if explicit is None:
-        shared = storage.shared_counters()
-        if shared is not None:
-            return shared[0]
-    uri = "memory://" if explicit is None else explicit
-    if not isinstance(uri, str) or urlsplit(uri).scheme not in STORAGE_SCHEMES:
-        raise ConfigurationError(
-            "GRIDAUTH_RATELIMIT_STORAGE_URI must be None or a URI of one of: "
-            + ", ".join(s + "://" for s in STORAGE_SCHEMES)
-        )
-    if uri.startswith("memory:"):
-        return MemoryCounters()
-    url, prefix = split_uri(uri)
-    timeout = float(config.get(c.STORAGE_TIMEOUT) or 2.0)
-    return LimitsRedisStorage(
-        url, key_prefix=prefix + REDIS_SUFFIX, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
-
-
 class RateLimits:
     """Per-credential limits, route limits and failed-authentication throttling for one app.
 
@@ -235,8 +204,11 @@ class RateLimits:
         defaults: Mapping[str, tuple[Limit, ...] | None],
         failed: tuple[Limit, ...] | None,
         precount: Precount | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.counters = counters
+        #: The ``limits`` strategy for a sliding or moving window; ``None``: fixed windows, counted directly.
+        self.limiter = limiter
         self._precount = precount
         self.defaults: dict[str, tuple[Limit, ...] | None] = dict(defaults)
         self.failed = failed
@@ -256,14 +228,15 @@ class RateLimits:
         }
         failed = _config_limits(config, c.FAILED_AUTH_LIMIT)
         counters = counter_storage(config, storage)
+        limiter = limiter_for(config, counters)
         precount = None
         api_key = defaults["api_key"]
-        shared = storage.shared_counters() if storage.counts_in_lookup else None
+        shared = storage.shared_counters() if storage.counts_in_lookup and limiter is None else None
         if api_key and shared is not None and config.get(c.RATELIMIT_STORAGE_URI) is None:
             # The counters live on the key storage's own server (counter_storage): one look-up can do both.
             windows = tuple(v for limit in api_key for v in (limit.suffix, limit.expiry))
             precount = Precount(storage, shared[1] + "api_key:", windows, api_key)
-        return cls(counters, defaults=defaults, failed=failed, precount=precount)
+        return cls(counters, defaults=defaults, failed=failed, precount=precount, limiter=limiter)
 
     # -- what a request counts against ---------------------------------------
 
@@ -343,12 +316,25 @@ class RateLimits:
 
     def _count(self, key: str, limits: tuple[Limit, ...], now: float, out: list[tuple[Stats, bool]]) -> None:
         """Hit every limit of ``key`` once (one storage call each), appending ``(stats, exceeded)``."""
+        if self.limiter is not None:
+            self._count_with_strategy(self.limiter, key, limits, out)
+            return
         incr = self.counters.incr
         for limit in limits:
             name = key + limit.suffix
             count = incr(name, limit.expiry)
             reset = self._reset_of(name, limit, count, now)
             out.append((Stats(limit.amount, max(0, limit.amount - count), reset), count > limit.amount))
+
+    @staticmethod
+    def _count_with_strategy(
+        limiter: RateLimiter, key: str, limits: tuple[Limit, ...], out: list[tuple[Stats, bool]]
+    ) -> None:
+        """A sliding or moving window through ``limits``' strategy: a hit, then the window's stats."""
+        for limit in limits:
+            allowed = limiter.hit(limit.item, key)
+            reset, remaining = limiter.get_window_stats(limit.item, key)
+            out.append((Stats(limit.amount, remaining, max(reset, time.time() + 1.0)), not allowed))
 
     def hit(self, principal: Principal, endpoint: str | None) -> None:
         """Count one request of ``principal`` on ``endpoint``; 429 with ``Retry-After`` past a limit.

@@ -176,3 +176,18 @@ def test_sentinel_record_round_trip(sentinel_ports: tuple[int, int, int]) -> Non
         assert direct.exists(f"{storage.prefix}:rec:{record.lookup}") == 1
     finally:
         storage.close()
+
+
+@pytest.mark.parametrize("strategy", ("fixed-window", "moving-window"))
+def test_cluster_as_counter_storage(cluster_ports: list[int], tmp_path: Path, strategy: str) -> None:
+    """GRIDAUTH_RATELIMIT_STORAGE_URI may name a cluster: the limit holds there, with either strategy."""
+    app = build_app(
+        str(tmp_path),
+        GRIDAUTH_RATELIMIT_ENABLED=True,
+        GRIDAUTH_RATELIMIT_API_KEY="3/minute",
+        GRIDAUTH_RATELIMIT_STRATEGY=strategy,
+        GRIDAUTH_RATELIMIT_STORAGE_URI=cluster_uri(cluster_ports),
+    )
+    _, raw = create_key(app)
+    client = app.test_client()
+    assert [client.get("/items", headers=bearer(raw)).status_code for _ in range(4)] == [200, 200, 200, 429]

@@ -26,3 +26,14 @@ nitpick_ignore_regex = [
     (r"py:.*", r"flask_gridauth\.(credentials|ratelimit|extension|management|storage\.base)(\..*)?"),
     (r"py:class", r"(P|R|T|P\.args|P\.kwargs|Request|Response|Flask|Any|Callable|Iterable|Iterator|Mapping|Sequence|datetime|timedelta)"),
 ]
+
+# The OpenAPI document is generated from the code (the blueprint's URL map and the input
+# schema), never kept as a copy: the build writes it beside the HTML as openapi.json.
+_generated = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_generated")
+os.makedirs(_generated, exist_ok=True)
+from flask_gridauth.blueprint import default_document  # noqa: E402
+from flask_gridauth.openapi import openapi_json  # noqa: E402
+
+with open(os.path.join(_generated, "openapi.json"), "w", encoding="utf-8") as _fh:
+    _fh.write(openapi_json(default_document()))
+html_extra_path = ["_generated"]

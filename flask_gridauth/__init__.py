@@ -4,6 +4,7 @@ from .blueprint import api_keys_blueprint
 from .dashboard import dashboard_blueprint
 from .errors import (
     ConfigurationError,
+    Conflict,
     Forbidden,
     GridAuthError,
     InvalidRequest,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
+    "Conflict",
     "Forbidden",
     "GridAuth",
     "GridAuthError",

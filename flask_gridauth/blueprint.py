@@ -14,7 +14,7 @@ import logging
 import re
 from typing import Any, NoReturn
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from flask.blueprints import BlueprintSetupState
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -22,9 +22,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from .errors import GridAuthError, InvalidRequest, PayloadTooLarge, StorageError, Unavailable
 from .extension import JSON_PREFIXES, get_state
 from .leaks import register_routes as register_leak_routes
-from .openapi import openapi_document
+from .openapi import DEFAULT_SERVER, describe, openapi_document
 from .principal import Principal, current_principal
 from .records import KeyRecord
+from .schema import MAX_CURSOR, check_limit
 from .scopes import authenticated, public, require_scope
 
 logger = logging.getLogger("flask_gridauth")
@@ -43,11 +44,8 @@ def _remember_prefix(setup: BlueprintSetupState) -> None:
 
 #: Largest body a management route reads; real bodies are a few hundred bytes.
 MAX_BODY = 64 * 1024
-#: Page size of ``GET /api-keys``: default and bounds.
-DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 #: Seconds a pagination cursor stays valid.
 CURSOR_MAX_AGE = 24 * 3600
-MAX_CURSOR = 512
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -199,19 +197,11 @@ def read_cursor(cursor: str, owner: str | None) -> int:
     return seq
 
 
-def _limit() -> int:
-    raw = request.args.get("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 3 or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
-    return int(raw)
-
-
 # -- routes ------------------------------------------------------------------
 
 
 @api_keys_blueprint.get("/health")
+@describe(summary="Whether storage answers", ok=(200, "Health", "Storage answers."), errors=("503",))
 @public
 def health() -> tuple[dict[str, Any], int]:
     """200 when storage answers, else 503."""
@@ -223,15 +213,27 @@ def health() -> tuple[dict[str, Any], int]:
 
 
 @api_keys_blueprint.get("/openapi.json")
+@describe(summary="This document", ok=(200, "OpenAPI", "The OpenAPI document."))
 @public
 def openapi() -> Response:
-    """The OpenAPI 3.1 document of this blueprint, with its mount point as the server URL."""
+    """The OpenAPI 3.1 document of the routes this blueprint mounts, with its mount point as the server URL."""
     rule = request.url_rule.rule if request.url_rule is not None else "/openapi.json"
-    prefix = request.script_root + rule[: -len("/openapi.json")]
-    return jsonify(openapi_document(prefix or "/"))
+    prefix = rule[: -len("/openapi.json")]
+    document = openapi_document(
+        current_app, request.blueprint or api_keys_blueprint.name, prefix, server=request.script_root + prefix or "/"
+    )
+    return jsonify(document)
+
+
+def default_document() -> dict[str, Any]:
+    """The document of ``api_keys_blueprint`` mounted at ``/api/v1`` in a bare app (for the docs)."""
+    app = Flask("flask_gridauth.openapi")
+    app.register_blueprint(api_keys_blueprint, url_prefix=DEFAULT_SERVER)
+    return openapi_document(app, api_keys_blueprint.name, DEFAULT_SERVER)
 
 
 @api_keys_blueprint.get("/me")
+@describe(summary="The caller (any valid credential)", ok=(200, "Principal", "The principal."))
 @authenticated
 def me() -> dict[str, Any]:
     """The caller's principal: any valid credential may ask, whatever its scopes."""
@@ -239,6 +241,11 @@ def me() -> dict[str, Any]:
 
 
 @api_keys_blueprint.post("/api-keys")
+@describe(
+    summary="Create an API key or register a signing key",
+    ok=(201, "CreatedApiKey", "Created; `raw_key` is shown this once."),
+    body="create",
+)
 @require_scope("admin")
 def create_key() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create an API key (201 with ``raw_key``, shown this once) or register a signing key."""
@@ -249,6 +256,12 @@ def create_key() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 @api_keys_blueprint.get("/api-keys")
+@describe(
+    summary="The caller's keys, newest first",
+    ok=(200, "ApiKeyList", "One page."),
+    query=("limit", "cursor", "owner"),
+    errors=("422",),
+)
 @require_scope("admin")
 def list_keys() -> dict[str, Any]:
     """The caller's keys newest first, a page at a time (``limit``, ``cursor``)."""
@@ -256,7 +269,7 @@ def list_keys() -> dict[str, Any]:
     owner = scope_owner(principal)
     if "owner" in request.args:
         owner = get_state().keys.owner_for(principal, request.args["owner"])
-    limit = _limit()
+    limit = check_limit(request.args.get("limit"))
     cursor = request.args.get("cursor")
     before = read_cursor(cursor, owner) if cursor is not None else None
     # One extra row tells whether another page exists without a second query.
@@ -272,6 +285,7 @@ def list_keys() -> dict[str, Any]:
 
 
 @api_keys_blueprint.get("/api-keys/<key_id>")
+@describe(summary="One key", ok=(200, "ApiKey", "The key."), errors=("404",))
 @require_scope("admin")
 def get_key(key_id: str) -> dict[str, Any]:
     """One key object; another owner's key is 404, like a missing one."""
@@ -279,6 +293,12 @@ def get_key(key_id: str) -> dict[str, Any]:
 
 
 @api_keys_blueprint.patch("/api-keys/<key_id>")
+@describe(
+    summary="Rename, re-label, re-limit or narrow a key",
+    ok=(200, "ApiKey", "The updated key."),
+    body="update",
+    errors=("404",),
+)
 @require_scope("admin")
 def update_key(key_id: str) -> dict[str, Any]:
     """Change a key's name, metadata or rate limit, or narrow its scopes."""
@@ -288,6 +308,9 @@ def update_key(key_id: str) -> dict[str, Any]:
 
 
 @api_keys_blueprint.delete("/api-keys/<key_id>")
+@describe(
+    summary="Revoke a key at once; revoking twice is fine", ok=(200, "ApiKey", "The revoked key."), errors=("404",)
+)
 @require_scope("admin")
 def revoke_key(key_id: str) -> dict[str, Any]:
     """Revoke a key at once (200 with the revoked key); revoking it again changes nothing."""
@@ -295,6 +318,13 @@ def revoke_key(key_id: str) -> dict[str, Any]:
 
 
 @api_keys_blueprint.post("/api-keys/<key_id>/rotate")
+@describe(
+    summary="A new secret; the old key lasts grace_period seconds",
+    ok=(201, "CreatedApiKey", "The new key; `raw_key` is shown this once."),
+    body="rotate",
+    body_required=False,
+    errors=("404", "409"),
+)
 @require_scope("admin")
 def rotate_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """A new secret for a key (201 with ``raw_key``); the old one lasts ``grace_period`` seconds."""

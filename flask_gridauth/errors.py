@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import werkzeug.exceptions
 from werkzeug.exceptions import HTTPException
 from werkzeug.sansio.response import Response as SansioResponse
 from werkzeug.wrappers import Response
@@ -100,6 +101,14 @@ class MethodNotAllowed(GridAuthError):
 
     def __init__(self, message: str | None = None, *, valid_methods: Iterable[str] = ()) -> None:
         super().__init__(message, headers={"Allow": ", ".join(sorted(valid_methods))} if valid_methods else None)
+
+
+class Conflict(GridAuthError, werkzeug.exceptions.Conflict):
+    """The key changed meanwhile: already rotated, revoked, or of a kind the change does not apply to (409)."""
+
+    code = 409
+    error_code = "conflict"
+    description = "Conflict"
 
 
 class PayloadTooLarge(GridAuthError):

@@ -29,6 +29,7 @@ from . import signals
 from .errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from .extension import GridAuthState, get_state
 from .keys import check_key, hash_key
+from .openapi import describe
 from .records import KeyRecord
 from .scopes import public
 from .secret_scanning import KEY_ID_HEADER, MAX_ALERT_BYTES, SIGNATURE_HEADER, Action, SecretScanning
@@ -273,8 +274,78 @@ def _check_settings(setup: BlueprintSetupState) -> None:
     SecretScanning.from_config(setup.app.config)
 
 
+#: The OpenAPI description of the two routes (the document is generated from the URL map).
+_DESCRIBE_REVOKE = describe(
+    summary="Revoke keys found leaked (public; counted as failed authentications)",
+    ok=(202, "RevocationReport", "Received; every existing key among them is revoked."),
+    body="RevokeLeaked",
+    errors=("413", "422", "429", "503"),
+    components={
+        "RevokeLeaked": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["keys"],
+            "properties": {
+                "keys": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_REVOKE_KEYS,
+                    "items": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN},
+                    "description": "Raw keys found where they must not be.",
+                }
+            },
+        },
+        "RevocationReport": {
+            "type": "object",
+            "required": ["object", "received"],
+            "description": "The same whatever existed: it never says which keys were real.",
+            "properties": {"object": {"const": "revocation_report"}, "received": {"type": "integer"}},
+        },
+    },
+)
+_DESCRIBE_SCANNING = describe(
+    summary="GitHub secret-scanning alerts (public, signed by GitHub; on with a keys URL; 404 when off)",
+    ok=(200, "SecretScanningResult", "One label per token, in order."),
+    body="SecretScanningAlert",
+    headers=tuple(
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string", "maxLength": 256}}
+        for name in ("Github-Public-Key-Identifier", "Github-Public-Key-Signature")
+    ),
+    errors=("401", "404", "413", "422", "503"),
+    components={
+        "SecretScanningAlert": {
+            "type": "array",
+            "minItems": 1,
+            "description": "GitHub's secret-scanning partner alert.",
+            "items": {
+                "type": "object",
+                "required": ["token", "type"],
+                "properties": {
+                    "token": {"type": "string", "maxLength": MAX_TOKEN},
+                    "type": {"type": "string", "maxLength": MAX_TYPE},
+                    "url": {"type": "string", "maxLength": MAX_URL},
+                    "source": {"type": "string", "maxLength": MAX_SOURCE},
+                },
+            },
+        },
+        "SecretScanningResult": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["token_hash", "token_type", "label"],
+                "properties": {
+                    "token_hash": {"type": "string", "description": "Hex SHA-256 of the token."},
+                    "token_type": {"type": "string"},
+                    "label": {"enum": ["true_positive", "false_positive"]},
+                },
+            },
+        },
+    },
+)
+
+
 def register_routes(blueprint: Blueprint) -> None:
     """Add ``POST /secret-scanning`` and ``POST /api-keys/revoke-leaked`` to ``blueprint``."""
-    blueprint.add_url_rule("/secret-scanning", view_func=secret_scanning, methods=["POST"])
-    blueprint.add_url_rule("/api-keys/revoke-leaked", view_func=revoke_leaked, methods=["POST"])
+    blueprint.add_url_rule("/secret-scanning", view_func=_DESCRIBE_SCANNING(secret_scanning), methods=["POST"])
+    blueprint.add_url_rule("/api-keys/revoke-leaked", view_func=_DESCRIBE_REVOKE(revoke_leaked), methods=["POST"])
     blueprint.record_once(_check_settings)

@@ -15,7 +15,7 @@ from typing import Any
 from flask import current_app, has_app_context
 
 from . import signals
-from .errors import Forbidden, InvalidRequest, NotFound
+from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .keys import display_prefix, generate_key, hash_key
 from .principal import Principal
 from .records import KeyRecord, new_key_id, utcnow
@@ -282,9 +282,9 @@ class KeyManager:
     def _rotate(self, key_id: str, grace: int, *, owner: str | None, by: Principal | None) -> tuple[KeyRecord, str]:
         old = self.get(key_id, owner=owner)
         if old.type != "api_key":
-            raise InvalidRequest("signing keys have no secret to rotate: register a new public key", field="id")
+            raise Conflict("Signing keys have no secret to rotate: register a new public key")
         if old.status() != "active":
-            raise InvalidRequest("only an active key can be rotated", field="id")
+            raise Conflict("Only an active key can be rotated")
         # Rotation hands out a fresh secret: the caller must hold every scope it carries.
         self._check_grant(by, old.scopes)
         now = utcnow()

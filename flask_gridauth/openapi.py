@@ -1,36 +1,103 @@
-"""The OpenAPI 3.1 document of ``api_keys_blueprint``.
+"""The OpenAPI 3.1 document of a key-management blueprint, generated, never written by hand.
 
-Built here from the same limits the code enforces, served at
-``<prefix>/openapi.json``, and written to ``openapi.json`` beside this module
-and to ``docs/reference/openapi.json`` by :func:`main` (a test checks that
-both copies match what this module builds).
+Paths and methods come from the app's URL map (only the routes a blueprint
+really mounts, under the prefix it is mounted at); request bodies and query
+parameters come from the one input schema (:mod:`flask_gridauth.schema`); what
+each route needs comes from its scope marks. A view describes its responses
+with :func:`describe`. The docs build writes the document of
+``api_keys_blueprint`` mounted at ``/api/v1`` beside the HTML
+(:func:`flask_gridauth.blueprint.default_document`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from .leaks import MAX_REVOKE_KEYS, MAX_SOURCE, MAX_TOKEN, MAX_TYPE, MAX_URL
-from .management import MAX_DURATION, MAX_METADATA_BYTES, MAX_NAME, MAX_SCOPES
-from .scopes import SCOPE_RE
+from flask import Flask
 
-#: Where the copy in the repository says the blueprint is mounted.
+from .schema import DEFAULT_LIMIT, FIELDS, KEY_ID_PATTERN, MAX_CURSOR, MAX_LIMIT, json_schema
+from .scopes import view_requirement
+
+#: Where the documented copy mounts the blueprint.
 DEFAULT_SERVER = "/api/v1"
-#: The scope grammar the code checks (:data:`~flask_gridauth.scopes.SCOPE_RE`), anchored.
-SCOPE_PATTERN = f"^{SCOPE_RE.pattern}$"
-KEY_ID_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
+#: The attribute :func:`describe` leaves on a view.
+OPENAPI_ATTR = "_gridauth_openapi"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _ERROR_DESCRIPTIONS = {
     "401": "No credential, or one that did not verify (`WWW-Authenticate: Bearer`).",
     "403": "Authenticated, but missing a scope, or granting one the caller does not hold.",
     "404": "No such key, or another owner's (the two are indistinguishable).",
+    "409": "The key changed meanwhile (already rotated or revoked).",
     "413": "The body is larger than the blueprint accepts.",
     "422": "A bad body or query; `field` names the culprit.",
     "429": "Over a rate limit; `Retry-After` says when to try again.",
     "503": "Storage unreachable: the request was refused, never let through.",
+}
+_PRIVATE_ERRORS = ("401", "403", "429", "503")
+
+
+def describe(
+    *,
+    summary: str,
+    ok: tuple[int, str, str] = (200, "", "OK"),
+    body: str | None = None,
+    body_required: bool = True,
+    query: tuple[str, ...] = (),
+    headers: tuple[dict[str, Any], ...] = (),
+    errors: tuple[str, ...] = (),
+    components: Mapping[str, dict[str, Any]] | None = None,
+) -> Callable[[F], F]:
+    """Describe a view for the OpenAPI document.
+
+    ``ok`` is ``(status, component schema name, description)``. ``body`` is an
+    operation of the input schema (``"create"``, ``"update"``, ``"rotate"``) or
+    the name of a schema in ``components`` (for routes outside key management,
+    which keep their rules beside their code). ``query`` names :data:`QUERY`
+    parameters; ``headers`` are header parameters; ``errors`` the statuses it
+    may answer beyond those every private route may.
+    """
+
+    def decorator(view: F) -> F:
+        info = {
+            "summary": summary,
+            "ok": ok,
+            "body": body,
+            "body_required": body_required,
+            "query": query,
+            "headers": headers,
+            "errors": errors,
+            "components": dict(components or {}),
+        }
+        setattr(view, OPENAPI_ATTR, info)
+        return view
+
+    return decorator
+
+
+#: Query parameters a view may read, by name.
+QUERY: dict[str, dict[str, Any]] = {
+    "limit": {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    },
+    "cursor": {
+        "name": "cursor",
+        "in": "query",
+        "description": "`next_cursor` of the previous page (opaque; a forged one is 422).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR},
+    },
+    "owner": {
+        "name": "owner",
+        "in": "query",
+        "description": "Bootstrap token only: one owner's keys (default: every owner's).",
+        "schema": dict(FIELDS["owner"].schema),
+    },
 }
 
 
@@ -42,27 +109,28 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: str) -> dict[str, Any]:
-    responses: dict[str, Any] = {}
-    for status in statuses:
-        responses[status] = {"$ref": f"#/components/responses/E{status}"}
-    return responses
-
-
-def _schemas() -> dict[str, Any]:
+def _output_schemas() -> dict[str, Any]:
+    """What the routes answer: built from the input fields where they are the same."""
     timestamp = {"type": ["string", "null"], "format": "date-time"}
-    scopes = {
-        "type": "array",
-        "minItems": 1,
-        "maxItems": MAX_SCOPES,
-        "items": {"type": "string", "pattern": SCOPE_PATTERN, "maxLength": 200},
-    }
-    name = {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": r"^[\x21-\x7e][\x20-\x7e]*$"}
-    rate_limit = {"type": ["string", "null"], "maxLength": 100, "examples": ["100/minute"]}
-    metadata = {
-        "type": ["object", "null"],
-        "maxProperties": 20,
-        "description": f"Any JSON object of at most {MAX_METADATA_BYTES} bytes.",
+    strings = {"type": "array", "items": {"type": "string"}}
+    key_properties: dict[str, Any] = {
+        "object": {"const": "api_key"},
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "type": {"enum": ["api_key", "signing"]},
+        "prefix": {"type": "string", "description": "The first characters, to recognise the key."},
+        "scopes": strings,
+        "environment": {"type": "string"},
+        "owner": {"type": "string"},
+        "status": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": timestamp,
+        "revoked_at": timestamp,
+        "last_used_at": timestamp,
+        "rate_limit": {"type": ["string", "null"]},
+        "metadata": {"type": "object"},
+        "fingerprint": {"type": "string", "description": "Signing keys only."},
+        "public_key": {"type": "string", "description": "Signing keys only: standard base64."},
     }
     return {
         "Error": {
@@ -76,59 +144,23 @@ def _schemas() -> dict[str, Any]:
                 "field": {"type": "string", "description": "The offending field (422 only)."},
             },
         },
-        "Health": {
-            "type": "object",
-            "required": ["status"],
-            "properties": {"status": {"enum": ["ok", "unavailable"]}},
-        },
+        "Health": {"type": "object", "required": ["status"], "properties": {"status": {"enum": ["ok", "unavailable"]}}},
         "Principal": {
             "type": "object",
             "required": ["object", "kind", "id", "owner", "scopes"],
             "properties": {
                 "object": {"const": "principal"},
-                "kind": {"enum": ["api_key", "jwt", "signature", "token", "disabled"]},
+                "kind": {"type": "string"},
                 "id": {"type": "string"},
                 "owner": {"type": "string"},
-                "scopes": {"type": "array", "items": {"type": "string"}, "description": "Expanded scopes."},
+                "scopes": {**strings, "description": "Expanded scopes."},
             },
         },
         "ApiKey": {
             "type": "object",
             "description": "A key: never its secret, never its hash.",
-            "required": [
-                "object",
-                "id",
-                "name",
-                "type",
-                "prefix",
-                "scopes",
-                "environment",
-                "owner",
-                "status",
-                "created_at",
-                "expires_at",
-                "revoked_at",
-                "last_used_at",
-            ],
-            "properties": {
-                "object": {"const": "api_key"},
-                "id": {"type": "string"},
-                "name": {"type": "string"},
-                "type": {"enum": ["api_key", "signing"]},
-                "prefix": {"type": "string", "description": "The first characters, to recognise the key."},
-                "scopes": {"type": "array", "items": {"type": "string"}},
-                "environment": {"enum": ["live", "test"]},
-                "owner": {"type": "string"},
-                "status": {"enum": ["active", "expired", "revoked"]},
-                "created_at": {"type": "string", "format": "date-time"},
-                "expires_at": timestamp,
-                "revoked_at": timestamp,
-                "last_used_at": timestamp,
-                "rate_limit": {"type": ["string", "null"]},
-                "metadata": {"type": "object"},
-                "fingerprint": {"type": "string", "description": "Signing keys only."},
-                "public_key": {"type": "string", "description": "Signing keys only: standard base64."},
-            },
+            "required": [k for k in key_properties if k not in ("fingerprint", "public_key", "rate_limit", "metadata")],
+            "properties": key_properties,
         },
         "CreatedApiKey": {
             "allOf": [
@@ -136,10 +168,7 @@ def _schemas() -> dict[str, Any]:
                 {
                     "type": "object",
                     "properties": {
-                        "raw_key": {
-                            "type": "string",
-                            "description": "The secret, shown in this response only (API keys, not signing keys).",
-                        },
+                        "raw_key": {"type": "string", "description": "The secret, shown in this response only."},
                         "rotated_from": {"type": "string", "description": "Rotation only: the id of the old key."},
                     },
                 },
@@ -155,103 +184,8 @@ def _schemas() -> dict[str, Any]:
                 "next_cursor": {"type": ["string", "null"]},
             },
         },
-        "CreateApiKey": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["name", "scopes"],
-            "properties": {
-                "name": name,
-                "scopes": scopes,
-                "expires_in": {"type": "integer", "minimum": 1, "maximum": MAX_DURATION, "description": "Seconds."},
-                "expires_at": {"type": "string", "format": "date-time", "description": "Instead of expires_in."},
-                "environment": {"enum": ["live", "test"], "default": "live"},
-                "rate_limit": rate_limit,
-                "metadata": metadata,
-                "owner": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": MAX_NAME,
-                    "pattern": r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$",
-                    "description": "Bootstrap token only (others may only name their own owner).",
-                },
-                "type": {"enum": ["api_key", "signing"], "default": "api_key"},
-                "public_key": {
-                    "type": "string",
-                    "maxLength": 1024,
-                    "description": 'With "type": "signing": standard base64 of a 32-byte Ed25519 public key.',
-                },
-            },
-        },
-        "UpdateApiKey": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "name": name,
-                "scopes": {**scopes, "description": "May only shrink."},
-                "rate_limit": rate_limit,
-                "metadata": metadata,
-            },
-        },
-        "RevokeLeaked": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["keys"],
-            "properties": {
-                "keys": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_REVOKE_KEYS,
-                    "items": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN},
-                    "description": "Raw keys found where they must not be.",
-                }
-            },
-        },
-        "RevocationReport": {
-            "type": "object",
-            "required": ["object", "received"],
-            "description": "The same whatever existed: it never says which keys were real.",
-            "properties": {"object": {"const": "revocation_report"}, "received": {"type": "integer"}},
-        },
-        "SecretScanningAlert": {
-            "type": "array",
-            "minItems": 1,
-            "description": "GitHub's secret-scanning partner alert.",
-            "items": {
-                "type": "object",
-                "required": ["token", "type"],
-                "properties": {
-                    "token": {"type": "string", "maxLength": MAX_TOKEN},
-                    "type": {"type": "string", "maxLength": MAX_TYPE},
-                    "url": {"type": "string", "maxLength": MAX_URL},
-                    "source": {"type": "string", "maxLength": MAX_SOURCE},
-                },
-            },
-        },
-        "SecretScanningResult": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["token_hash", "token_type", "label"],
-                "properties": {
-                    "token_hash": {"type": "string", "description": "Hex SHA-256 of the token."},
-                    "token_type": {"type": "string"},
-                    "label": {"enum": ["true_positive", "false_positive"]},
-                },
-            },
-        },
-        "RotateApiKey": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "grace_period": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": MAX_DURATION,
-                    "default": 0,
-                    "description": "Seconds the old key keeps working.",
-                }
-            },
-        },
+        "OpenAPI": {"type": "object"},
+        "Object": {"type": "object"},
     }
 
 
@@ -267,170 +201,115 @@ def _responses() -> dict[str, Any]:
     return responses
 
 
-def _paths() -> dict[str, Any]:
-    key_id = {
-        "name": "key_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": KEY_ID_PATTERN},
-    }
-    public: list[dict[str, Any]] = []
-    admin_errors = ("401", "403", "404", "429", "503")
-    return {
-        "/health": {
-            "get": {
-                "operationId": "health",
-                "summary": "Whether storage answers",
-                "security": public,
-                "responses": {
-                    "200": _json(_ref("Health"), "Storage answers."),
-                    "503": _json(_ref("Health"), "Storage does not answer."),
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "operationId": "openapi",
-                "summary": "This document",
-                "security": public,
-                "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")},
-            }
-        },
-        "/me": {
-            "get": {
-                "operationId": "me",
-                "summary": "The caller (any valid credential)",
-                "responses": {"200": _json(_ref("Principal"), "The principal."), **_errors("401", "429", "503")},
-            }
-        },
-        "/api-keys": {
-            "post": {
-                "operationId": "createApiKey",
-                "summary": "Create an API key or register a signing key (scope admin)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CreateApiKey")}}},
-                "responses": {
-                    "201": _json(_ref("CreatedApiKey"), "Created; `raw_key` is shown this once."),
-                    **_errors("401", "403", "413", "422", "429", "503"),
-                },
-            },
-            "get": {
-                "operationId": "listApiKeys",
-                "summary": "The caller's keys, newest first (scope admin)",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                    },
-                    {
-                        "name": "cursor",
-                        "in": "query",
-                        "description": "`next_cursor` of the previous page (signed; a forged one is 422).",
-                        "schema": {"type": "string", "maxLength": 512},
-                    },
-                    {
-                        "name": "owner",
-                        "in": "query",
-                        "description": "Bootstrap token only: one owner's keys (default: every owner's).",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
-                    },
-                ],
-                "responses": {
-                    "200": _json(_ref("ApiKeyList"), "One page."),
-                    **_errors("401", "403", "422", "429", "503"),
-                },
-            },
-        },
-        "/api-keys/revoke-leaked": {
-            "post": {
-                "operationId": "revokeLeakedKeys",
-                "summary": "Revoke keys found leaked (public; counted as failed authentications)",
-                "security": public,
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RevokeLeaked")}}},
-                "responses": {
-                    "202": _json(_ref("RevocationReport"), "Received; every existing key among them is revoked."),
-                    **_errors("413", "422", "429", "503"),
-                },
-            }
-        },
-        "/secret-scanning": {
-            "post": {
-                "operationId": "secretScanningAlert",
-                "summary": "GitHub secret-scanning alerts (public, signed by GitHub; on with a keys URL)",
-                "security": public,
-                "parameters": [
-                    {"name": name, "in": "header", "required": True, "schema": {"type": "string", "maxLength": 256}}
-                    for name in ("Github-Public-Key-Identifier", "Github-Public-Key-Signature")
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("SecretScanningAlert")}},
-                },
-                "responses": {
-                    "200": _json(_ref("SecretScanningResult"), "One label per token, in order."),
-                    "404": _json(_ref("Error"), "Secret scanning is off (no `GRIDAUTH_SECRET_SCANNING_KEYS_URL`)."),
-                    **_errors("401", "413", "422", "503"),
-                },
-            }
-        },
-        "/api-keys/{key_id}": {
-            "parameters": [key_id],
-            "get": {
-                "operationId": "getApiKey",
-                "summary": "One key (scope admin)",
-                "responses": {"200": _json(_ref("ApiKey"), "The key."), **_errors(*admin_errors)},
-            },
-            "patch": {
-                "operationId": "updateApiKey",
-                "summary": "Rename, re-label, re-limit or narrow a key (scope admin)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("UpdateApiKey")}}},
-                "responses": {
-                    "200": _json(_ref("ApiKey"), "The updated key."),
-                    **_errors(*admin_errors, "413", "422"),
-                },
-            },
-            "delete": {
-                "operationId": "revokeApiKey",
-                "summary": "Revoke a key at once; revoking twice is fine (scope admin)",
-                "responses": {"200": _json(_ref("ApiKey"), "The revoked key."), **_errors(*admin_errors)},
-            },
-        },
-        "/api-keys/{key_id}/rotate": {
-            "parameters": [key_id],
-            "post": {
-                "operationId": "rotateApiKey",
-                "summary": "A new secret; the old key lasts grace_period seconds (scope admin)",
-                "requestBody": {
-                    "required": False,
-                    "content": {"application/json": {"schema": _ref("RotateApiKey")}},
-                },
-                "responses": {
-                    "201": _json(_ref("CreatedApiKey"), "The new key; `raw_key` is shown this once."),
-                    **_errors(*admin_errors, "413", "422"),
-                },
-            },
-        },
-    }
+_PARAM = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)>")
 
 
-@functools.lru_cache(maxsize=8)
-def _document(server: str) -> str:
+def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    """An OpenAPI path and its path parameters from a werkzeug rule."""
+    parameters: list[dict[str, Any]] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        schema: dict[str, Any] = {"type": "string"}
+        if match.group("converter") == "int":
+            schema = {"type": "integer", "minimum": 0}
+        elif name == "key_id":
+            schema = {"type": "string", "pattern": f"^{KEY_ID_PATTERN}$"}
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+        return "{" + name + "}"
+
+    return _PARAM.sub(replace, rule), parameters
+
+
+def _operation(view: Any, method: str, endpoint: str, manage_scope: str) -> dict[str, Any]:
+    info: Mapping[str, Any] = getattr(view, OPENAPI_ATTR, None) or {
+        "summary": ((view.__doc__ or endpoint).strip().splitlines() or [endpoint])[0],
+        "ok": (200, "Object", "OK"),
+        "body": None,
+        "body_required": False,
+        "query": (),
+        "headers": (),
+        "errors": ("404", "422"),
+        "components": {},
+    }
+    requirement = view_requirement(view, method, {})
+    status, schema_name, description = info["ok"]
+    operation: dict[str, Any] = {
+        "operationId": endpoint.rpartition(".")[2] + ("" if method == "GET" else f"_{method.lower()}"),
+        "summary": info["summary"],
+    }
+    if requirement is None:
+        operation["security"] = []
+    else:
+        needs = list(requirement[0])
+        if requirement[1]:
+            needs.append("any of " + ", ".join(requirement[1]))
+        operation["description"] = "Needs: " + (", ".join(needs) if needs else "any valid credential") + "."
+    parameters = [QUERY[name] for name in info["query"]] + list(info["headers"])
+    if parameters:
+        operation["parameters"] = parameters
+    if info["body"]:
+        operation["requestBody"] = {
+            "required": info["body_required"],
+            "content": {"application/json": {"schema": _ref(_BODY_NAMES.get(info["body"], info["body"]))}},
+        }
+    responses: dict[str, Any] = {
+        str(status): _json(_ref(schema_name), description) if schema_name else {"description": description}
+    }
+    statuses = set(info["errors"])
+    if requirement is not None:
+        statuses.update(_PRIVATE_ERRORS)
+    if info["body"]:
+        statuses.update(("413", "422"))
+    for code in sorted(statuses):
+        responses[code] = {"$ref": f"#/components/responses/E{code}"}
+    operation["responses"] = responses
+    return operation
+
+
+_BODY_NAMES = {"create": "CreateApiKey", "update": "UpdateApiKey", "rotate": "RotateApiKey"}
+
+
+def openapi_document(app: Flask, blueprint: str, url_prefix: str, *, server: str | None = None) -> dict[str, Any]:
+    """The document of the routes ``blueprint`` mounts under ``url_prefix`` in ``app``.
+
+    ``server`` is the URL the document names (default: ``url_prefix``).
+    """
     from . import __version__
 
-    document = {
+    manage_scope = str(app.config.get("GRIDAUTH_MANAGE_SCOPE", "admin"))
+    prefix = url_prefix.rstrip("/")
+    paths: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint.rpartition(".")[0] != blueprint or not rule.rule.startswith(prefix + "/"):
+            continue
+        path, parameters = _path(rule.rule[len(prefix) :])
+        view = app.view_functions[rule.endpoint]
+        item = paths.setdefault(path, {})
+        if parameters:
+            item["parameters"] = parameters
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            item[method.lower()] = _operation(view, method, rule.endpoint, manage_scope)
+        extra.update(getattr(view, OPENAPI_ATTR, {}).get("components", {}))
+    schemas = {**_output_schemas(), **extra}
+    for operation, name in _BODY_NAMES.items():
+        schemas[name] = json_schema(operation)  # type: ignore[arg-type]
+    return {
         "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": "flask_gridauth key management",
             "version": __version__,
             "description": (
-                "The routes of `api_keys_blueprint`. Send an API key, a JWT or the bootstrap token as"
-                " `Authorization: Bearer <credential>`, or an API key as `x-api-key`. Every error is"
-                " the JSON `Error` object."
+                "The routes of the key-management blueprint. Send an API key, a JWT or the bootstrap token as"
+                " `Authorization: Bearer <credential>`, or an API key as `x-api-key`. Every error is the JSON"
+                " `Error` object."
             ),
         },
-        "servers": [{"url": server}],
+        "servers": [{"url": server if server is not None else (prefix or "/")}],
         "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
-        "paths": _paths(),
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearerAuth": {
@@ -440,30 +319,12 @@ def _document(server: str) -> str:
                 },
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             },
-            "schemas": _schemas(),
+            "schemas": schemas,
             "responses": _responses(),
         },
     }
+
+
+def openapi_json(document: Mapping[str, Any]) -> str:
+    """A document as JSON text (sorted keys, two-space indent)."""
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def openapi_json(server: str = DEFAULT_SERVER) -> str:
-    """The document as JSON text (sorted keys, two-space indent), for ``server``."""
-    return _document(server)
-
-
-def openapi_document(server: str = DEFAULT_SERVER) -> dict[str, Any]:
-    """The document as a fresh dict, with ``server`` as its only server URL."""
-    document: dict[str, Any] = json.loads(_document(server))
-    return document
-
-
-def main(argv: list[str]) -> int:
-    """Write the document to each path in ``argv`` (or print it)."""
-    text = openapi_json()
-    if not argv:
-        sys.stdout.write(text)
-    for path in argv:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    return 0

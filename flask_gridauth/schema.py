@@ -51,6 +51,13 @@ RATE_UNITS: dict[str, int] = {
 #: Longest rate-limit window: one year.
 MAX_RATE_WINDOW = RATE_UNITS["year"]
 
+#: Page size of a key listing: default and bounds.
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+#: Longest pagination cursor accepted.
+MAX_CURSOR = 512
+#: What a key id looks like (anything else cannot exist: 404).
+KEY_ID_PATTERN = r"[A-Za-z0-9_-]{1,100}"
+
 Operation = Literal["create", "update", "rotate"]
 
 # -- the character rules, as regular expressions Python and JSON Schema both read ---------------
@@ -234,6 +241,15 @@ def check_public_key(value: object, name: str = "public_key") -> str:
     if not isinstance(value, str) or not re.fullmatch(PUBLIC_KEY_PATTERN, value):
         raise _error(name, "must be the base64 of a 32-byte Ed25519 public key")
     return value
+
+
+def check_limit(value: str | None, name: str = "limit") -> int:
+    """A page size from a query string: digits only, 1 to 100 (default 20)."""
+    if value is None:
+        return DEFAULT_LIMIT
+    if not value.isascii() or not value.isdigit() or len(value) > 3 or not 1 <= int(value) <= MAX_LIMIT:
+        raise _error(name, f"must be a whole number from 1 to {MAX_LIMIT}")
+    return int(value)
 
 
 # -- the table ------------------------------------------------------------------------------

@@ -457,13 +457,13 @@ def test_rotate_without_grace_retires_at_once(client: Any) -> None:
     assert client.get("/items", headers=bearer(response.get_json()["raw_key"])).status_code == 200
 
 
-def test_rotate_revoked_or_signing_key_is_422(client: Any) -> None:
+def test_rotate_revoked_or_signing_key_is_409(client: Any) -> None:
     """Only an active API key can be rotated."""
     created = new_key(client)
     client.delete(f"{API}/api-keys/{created['id']}", headers=ADMIN)
-    assert_error(client.post(f"{API}/api-keys/{created['id']}/rotate", headers=ADMIN), 422, "invalid_request")
+    assert_error(client.post(f"{API}/api-keys/{created['id']}/rotate", headers=ADMIN), 409, "conflict")
     signing = new_key(client, type="signing", public_key=ed25519_public_key())
-    assert_error(client.post(f"{API}/api-keys/{signing['id']}/rotate", headers=ADMIN), 422, "invalid_request")
+    assert_error(client.post(f"{API}/api-keys/{signing['id']}/rotate", headers=ADMIN), 409, "conflict")
 
 
 # -- several processes ------------------------------------------------------------------

@@ -765,7 +765,7 @@ def test_rotate_validation_errors(dapp: Flask, dclient: Any, grace: str, text: s
 
 
 def test_rotate_revoked_key_is_refused(dapp: Flask, dclient: Any) -> None:
-    """Only an active key can be rotated (the KeyManager's 422)."""
+    """Only an active key can be rotated (the KeyManager's 409)."""
     record, _ = create_key(dapp, ["read"], owner="admin")
     sign_in(dclient)
     page = dclient.get(f"{D}/keys/{record.id}/rotate")
@@ -775,8 +775,8 @@ def test_rotate_revoked_key_is_refused(dapp: Flask, dclient: Any) -> None:
         f"{D}/keys/{record.id}/rotate",
         data={"csrf_token": csrf_of(page.text), "once": once_of(page.text), "grace_period": "0"},
     )
-    assert response.status_code == 422
-    assert "only an active key can be rotated" in response.text
+    assert response.status_code == 409
+    assert "Only an active key can be rotated" in response.text
 
 
 def test_rotate_cannot_escalate(dapp: Flask) -> None:

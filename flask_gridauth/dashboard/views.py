@@ -16,7 +16,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..blueprint import scope_owner
-from ..errors import Forbidden, GridAuthError, InvalidRequest, NotFound, StorageError, Unauthorized
+from ..errors import Conflict, Forbidden, GridAuthError, InvalidRequest, NotFound, StorageError, Unauthorized
 from ..extension import get_state
 from ..principal import Principal
 from ..records import KeyRecord, utcnow
@@ -303,7 +303,7 @@ def rotate_key(key_id: str) -> Response:
     try:
         grace = form_grace_period(request.form)
         new, raw_key = keys.rotate(record.id, owner=scope_owner(principal), by=principal, grace_period=grace)
-    except (InvalidRequest, Forbidden) as exc:
+    except (InvalidRequest, Forbidden, Conflict) as exc:
         return _page("rotate.html", exc.code, once=once_token(), **context, **_refusal(exc))
     try:
         old = keys.get(record.id, owner=scope_owner(principal))

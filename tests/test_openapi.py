@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 from typing import Any
 
@@ -238,4 +237,5 @@ def test_schemathesis_positive_and_negative(live_app: Flask) -> None:
     # The fuzzing really created keys and reached the stored ones.
     listed = live_app.test_client().get(f"{API}/api-keys?limit=100", headers=bearer(TOKEN)).get_json()
     assert len(listed["data"]) > len(key_ids)
-    assert json.dumps(listed).count('"raw_key"') == 0
+    # A listing never shows a secret (metadata may hold anything, so look at the key objects themselves).
+    assert all("raw_key" not in key for key in listed["data"])

@@ -16,7 +16,7 @@ from flask_gridauth.errors import ConfigurationError
 from flask_gridauth.keys import generate_key
 from flask_gridauth.leaks import EXTENSION_KEY
 
-from .conftest import bearer, build_app, create_key, storage_uri_for
+from .conftest import BACKENDS, bearer, build_app, create_key, storage_uri_for
 from .github_server import AlertKey, GitHubKeysServer
 
 API = "/api/v1"
@@ -284,9 +284,9 @@ def test_revocation_visible_to_second_app(
     assert not _works(second, raw)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
 def shared_storage_uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """A storage two apps can share: one SQLite file, or one Redis."""
+    """A storage two apps can share: one SQLite file, one Redis, one PostgreSQL database."""
     return storage_uri_for(str(request.param), request, tmp_path)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -212,6 +213,13 @@ class StorageContract:
         storage.close()
         assert storage.ping() is None
         assert storage.get(record.id) == record
+
+    def test_started_at_is_none_or_a_past_time(self, storage: Storage) -> None:
+        """After contact, ``started_at`` is ``None`` (claims survive restarts) or a start in the past."""
+        storage.ping()
+        started = storage.started_at()
+        assert started is None or (isinstance(started, float) and 0 < started <= time.time() + 1)
+        assert storage.started_at() == started  # learnt once: no drift between calls
 
     def test_concurrent_adds_from_threads(self, storage: Storage) -> None:
         """Forty keys added from eight threads all land with distinct seqs."""

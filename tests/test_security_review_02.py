@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
 import pytest
+import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 
 from flask_gridauth import ConfigurationError, RateLimited, Unauthorized, get_state
+from flask_gridauth.client import public_key_of, sign_request
 from flask_gridauth.keys import generate_key
 
 from .conftest import TOKEN, bearer, build_app, create_key
@@ -211,3 +219,154 @@ def test_owner_prefix_applies_to_the_reserved_owner_check(tmp_path: Any) -> None
     response = app.test_client().get("/api/v1/me", headers=bearer(_jwt(ISSUER_A, SECRET_A, "admin")))
     assert response.status_code == 200
     assert response.get_json()["owner"] == "x:admin"
+
+
+# -- M3: a Redis restarted from an older snapshot ---------------------------------------------------------------------
+
+
+class OwnRedis:
+    """A redis-server of this test's own on a free port, with its data directory; killed, never shut down."""
+
+    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
+        self.directory = directory
+        self.appendonly = appendonly
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        """The storage URI of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server on its data directory and wait until it answers."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail("redis-server is required in CI")
+            pytest.skip("redis-server is not installed")
+        self.process = subprocess.Popen(  # noqa: S603 - a fixed binary and fixed arguments
+            [
+                binary,
+                "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+
+    def save(self) -> None:
+        """Write a snapshot now (``SAVE``)."""
+        client = redis.Redis(port=self.port)
+        client.save()
+        client.close()
+
+    def crash(self) -> None:
+        """SIGKILL the server: nothing written since the last snapshot survives."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A private redis-server (snapshot only), killed after the test."""
+    server = OwnRedis(tmp_path / "redis-data")
+    server.directory.mkdir()
+    server.start()
+    yield server
+    if server.process is not None:
+        server.crash()
+
+
+def _signed_app(tmp_path: Path, uri: str) -> tuple[Flask, Ed25519PrivateKey]:
+    """An app on ``uri`` with a registered signing key."""
+    app = build_app(str(tmp_path / "instance"), GRIDAUTH_STORAGE_URI=uri)
+    key = Ed25519PrivateKey.generate()
+    with app.app_context():
+        app.extensions["gridauth"].keys.register_signing_key(
+            name="signer", public_key=public_key_of(key), scopes=["read", "write"], owner="alice"
+        )
+    return app, key
+
+
+def test_replay_after_a_redis_restart_from_an_older_snapshot_is_refused(tmp_path: Path, own_redis: OwnRedis) -> None:
+    """A signature used after the last snapshot is refused after a crash and restart, though the claim was lost."""
+    app, key = _signed_app(tmp_path, own_redis.uri)
+    own_redis.save()  # the snapshot holds the key, not the claim made next
+    client = app.test_client()
+    headers, status = _first_accepted_signature(client, key)
+    assert status == 200
+    replay = client.post("/items", data=b"{}", headers=headers)
+    assert replay.status_code == 401  # the replay cache works
+    assert replay.get_json()["message"] == "Signature already used"
+    own_redis.crash()
+    own_redis.start()
+    deadline = time.monotonic() + 20
+    while True:  # the first requests after the restart may meet the dead pooled connections
+        response = client.post("/items", data=b"{}", headers=headers)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert response.status_code == 401
+    assert "restarted" in response.get_json()["message"]
+    # A request signed after the restart is served: the refusal lasts at most the tolerance.
+    _, status = _first_accepted_signature(client, key)
+    assert status == 200
+    get_state(app).storage.close()
+
+
+def _first_accepted_signature(client: Any, key: Ed25519PrivateKey) -> tuple[dict[str, str], int]:
+    """Sign fresh POSTs until one is served (a signature from the server's first second is refused); the last try."""
+    deadline = time.monotonic() + 20
+    while True:
+        headers = sign_request(key, "POST", "http://localhost/items", b"{}")
+        status = int(client.post("/items", data=b"{}", headers=headers).status_code)
+        if status == 200 or time.monotonic() > deadline:
+            return headers, status
+        time.sleep(0.1)
+
+
+def test_redis_without_append_only_file_warns_on_first_connect(
+    tmp_path: Path, own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A snapshot-only Redis key store logs one warning on first contact; starting the app contacts nothing."""
+    with caplog.at_level(logging.WARNING, logger="flask_gridauth"):
+        app = build_app(str(tmp_path / "instance"), GRIDAUTH_STORAGE_URI=own_redis.uri)
+        assert not [r for r in caplog.records if "append-only" in r.getMessage()]
+        for _ in range(3):
+            assert app.test_client().get("/api/v1/health").status_code == 200
+        get_state(app).storage.close()
+    warnings = [r for r in caplog.records if "append-only" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "PostgreSQL" in warnings[0].getMessage()
+    assert str(own_redis.port) in warnings[0].getMessage()
+
+
+def test_redis_with_append_only_file_does_not_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A Redis that keeps an append-only file gets no durability warning."""
+    server = OwnRedis(tmp_path / "aof-data", appendonly=True)
+    server.directory.mkdir()
+    server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="flask_gridauth"):
+            app = build_app(str(tmp_path / "instance"), GRIDAUTH_STORAGE_URI=server.uri)
+            assert app.test_client().get("/api/v1/health").status_code == 200
+            get_state(app).storage.close()
+        assert not [r for r in caplog.records if "append-only" in r.getMessage()]
+    finally:
+        server.crash()

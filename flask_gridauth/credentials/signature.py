@@ -55,6 +55,8 @@ REPLAY_MODES = ("all", "unsafe")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The message of the 401 for a signature seen before (it is shown only after the signature verified).
 REPLAYED = "Signature already used"
+#: The 401 message, to the key's holder only, for a signature made before the storage server's last start.
+SIGNED_BEFORE_RESTART = "Signature made before the storage restarted: sign the request again"
 #: Body limit for signed requests when ``MAX_CONTENT_LENGTH`` is ``None``: the
 #: whole body is held in memory to be verified, so it is never unbounded.
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -292,6 +294,8 @@ class SignatureVerifier:
             raise _refuse("bad signature for key %s", record.id)
         now = utcnow()
         check_record(record, now)  # after the signature: only the key's holder learns it is revoked
+        if method not in self.replay_safe:
+            self._check_storage_start(storage, int(timestamp), record.id)
         if method not in self.replay_safe and not storage.claim_once(
             hashlib.sha256(signature).hexdigest(), self.replay_ttl
         ):
@@ -301,6 +305,14 @@ class SignatureVerifier:
             raise Unauthorized(REPLAYED)
         touch_if_due(storage, record, now)
         return principal_for(record, "signature", expand)
+
+    @staticmethod
+    def _check_storage_start(storage: Storage, timestamp: int, key_id: str) -> None:
+        """401 for a timestamp not later than the storage server's last start: its replay cache may be gone."""
+        started = storage.started_at()
+        if started is not None and timestamp <= started:
+            logger.info("signed request refused: timestamp not later than the storage's last start, key %s", key_id)
+            raise Unauthorized(SIGNED_BEFORE_RESTART)
 
 
 def _decode_signature(value: str) -> bytes | None:

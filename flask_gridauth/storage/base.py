@@ -166,6 +166,17 @@ class Storage(ABC):
         """The SQL :meth:`migrate` would run, for operators who apply it themselves; ``None`` if there is none."""
         return None
 
+    def started_at(self) -> float | None:
+        """Epoch seconds of the storage server's last start, if a restart can lose replay-cache claims.
+
+        A signed request whose timestamp is not later than this is refused: the
+        claims made before it may have been lost with the server's memory (a
+        Redis restored from an older snapshot). ``None`` (the default) for a
+        store whose claims survive a restart. Never contacts the server: a
+        backend learns it when it connects.
+        """
+        return None
+
     def shared_counters(self) -> tuple[limits.storage.Storage, str] | None:
         """A ``limits`` storage for rate-limit counters on this backend's own server, or ``None``.
 

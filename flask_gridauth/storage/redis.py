@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,6 +37,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import StorageError
 from ..records import KeyRecord
 from .base import Counted, KeyExistsError, Storage, check_changes, from_epoch, to_epoch
+
+logger = logging.getLogger("flask_gridauth")
 
 if TYPE_CHECKING:
     import limits.storage
@@ -182,6 +186,17 @@ def _import_redis() -> Any:
     return redis_module
 
 
+def parse_info(reply: bytes | str) -> dict[str, str]:
+    """``INFO``'s ``field:value`` lines as a dict (section headers and blank lines skipped)."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and not name.startswith("#"):
+            fields[name.strip()] = value.strip()
+    return fields
+
+
 def split_uri(uri: str) -> tuple[str, str]:
     """Separate our ``key_prefix`` query parameter from a Redis URI (``valkey://`` reads as ``redis://``)."""
     parts = urlsplit(uri)
@@ -198,6 +213,10 @@ class RedisStorage(Storage):
 
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "valkey", "valkeys")
     counts_in_lookup = True
+    #: The server run (INFO ``run_id``) this process last connected to, and when it started
+    #: (see :meth:`started_at`); set by :meth:`_on_connect`, on clients built with it.
+    _run_id: str | None = None
+    _started: float | None = None
 
     def __init__(self, uri: str, *, timeout: float = 2.0) -> None:
         self._redis_module = _import_redis()
@@ -213,7 +232,11 @@ class RedisStorage(Storage):
     def _make_client(self) -> Any:
         """The client; redis-py connects lazily, so building it never contacts the server."""
         return self._redis_module.Redis.from_url(
-            self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, health_check_interval=30
+            self.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            health_check_interval=30,
+            redis_connect_func=self._on_connect,
         )
 
     def _bind(self, client: Any) -> None:
@@ -355,6 +378,63 @@ class RedisStorage(Storage):
     def ping(self) -> None:
         """``PING`` the server."""
         self.client.ping()
+
+    def started_at(self) -> float | None:
+        """When the server this process is connected to started, learnt on connecting (no round trip).
+
+        After a failover to another server (a new ``run_id`` where another was
+        seen), the moment this process noticed counts as the start: the new
+        server's replay cache may lack the last claims of the old one.
+        """
+        return self._started
+
+    def _on_connect(self, conn: Any) -> None:
+        """Every new connection: the usual handshake, then one ``INFO`` to learn the server's run and start.
+
+        A restarted server drops every connection, so the first command after a
+        restart runs on a new connection and this runs first: no request pays a
+        round trip for it, and none is served before the new start is known.
+        """
+        conn.on_connect()
+        try:
+            conn.send_command("INFO")
+            reply = conn.read_response()
+        except self._redis_module.ResponseError:
+            # INFO refused (an ACL without +info, a renamed command): start unknown, said once.
+            if self._run_id is None:
+                self._run_id = ""
+                logger.warning(
+                    "Redis at %s refuses INFO: replays of signed requests after a restart from an older"
+                    " snapshot cannot be refused; allow INFO for this user",
+                    self._where(conn),
+                )
+            return
+        info = parse_info(reply)
+        run_id = info.get("run_id", "")
+        if run_id == self._run_id:
+            return
+        try:
+            started = time.time() - int(info.get("uptime_in_seconds", "0"))
+        except ValueError:
+            started = time.time()
+        if self._run_id:  # another server, or the same one restarted: noticed now
+            started = max(started, time.time())
+            logger.warning("Redis at %s is a new server run (restarted or failed over)", self._where(conn))
+        self._started = started
+        previous, self._run_id = self._run_id, run_id
+        if previous is None and info.get("aof_enabled", "0") == "0":
+            logger.warning(
+                "Redis at %s keeps no append-only file (appendonly no): a crash restores the last snapshot,"
+                " which can bring revoked keys back and forget recent changes. Turn on appendonly, or use"
+                " PostgreSQL, the store of record",
+                self._where(conn),
+            )
+
+    @staticmethod
+    def _where(conn: Any) -> str:
+        # Host and port only: never the URL, which may hold a password.
+        host, port = getattr(conn, "host", None), getattr(conn, "port", None)
+        return f"{host}:{port}" if host else "the configured server"
 
     def close(self) -> None:
         """Drop pooled connections."""

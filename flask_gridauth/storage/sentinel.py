@@ -65,6 +65,7 @@ class SentinelStorage(RedisStorage):
             socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout,
             health_check_interval=30,
+            redis_connect_func=self._on_connect,  # learns each master's run and start (see RedisStorage)
         )
 
 

@@ -15,16 +15,16 @@ import re
 from typing import Any, NoReturn
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
-from flask.blueprints import BlueprintSetupState
 from itsdangerous import BadData, URLSafeTimedSerializer
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
-from .errors import GridAuthError, InvalidRequest, PayloadTooLarge, StorageError, Unavailable
-from .extension import JSON_PREFIXES, get_state
+from .errors import InvalidRequest, PayloadTooLarge, StorageError, Unavailable, error_body
+from .extension import get_state
 from .leaks import register_routes as register_leak_routes
 from .openapi import DEFAULT_SERVER, describe, openapi_document
 from .principal import Principal, current_principal
 from .records import KeyRecord
+from .responses import own_errors, render_error
 from .schema import MAX_CURSOR, check_limit
 from .scopes import authenticated, public, require_scope
 
@@ -32,14 +32,6 @@ logger = logging.getLogger("flask_gridauth")
 
 api_keys_blueprint = Blueprint("gridauth", __name__)
 register_leak_routes(api_keys_blueprint)  # POST /secret-scanning and POST /api-keys/revoke-leaked
-
-
-@api_keys_blueprint.record
-def _remember_prefix(setup: BlueprintSetupState) -> None:
-    # Routing errors (404/405) happen before any blueprint handler runs; the hook answers them as JSON.
-    prefix = (setup.url_prefix or "").rstrip("/")
-    paths = {prefix + path for path in ("/api-keys", "/health", "/me", "/openapi.json", "/secret-scanning")}
-    setup.app.extensions.setdefault(JSON_PREFIXES, set()).update(paths)
 
 
 #: Largest body a management route reads; real bodies are a few hundred bytes.
@@ -53,35 +45,19 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # -- error rendering ---------------------------------------------------------
 
 
-def _error_response(status: int, code: str, message: str) -> Response:
-    response = jsonify({"object": "error", "status": status, "code": code, "message": message})
-    response.status_code = status
-    return response
-
-
-@api_keys_blueprint.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Any:
-    """Every HTTP error of a blueprint route is JSON, werkzeug's own included (never HTML)."""
-    if isinstance(exc, GridAuthError):
-        return exc.get_response()
-    if isinstance(exc, RequestEntityTooLarge):
-        return PayloadTooLarge().get_response()
-    status = exc.code or 500
-    code = re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
-    return _error_response(status, code, exc.name or "Error")
-
-
 @api_keys_blueprint.errorhandler(StorageError)
 def _storage_error(exc: StorageError) -> Any:
     """Storage down while managing keys: fail closed with 503."""
     logger.error("storage unavailable in %s: %s", request.endpoint, exc)
-    return Unavailable().get_response()
+    return render_error(Unavailable())
 
 
 @api_keys_blueprint.errorhandler(500)
 def _internal_error(exc: HTTPException) -> Any:
     """An unexpected failure still answers JSON, without a stack trace."""
-    return _error_response(500, "internal_error", "Internal server error")
+    response = jsonify(error_body(500, "internal_error", "Internal server error"))
+    response.status_code = 500
+    return response
 
 
 # -- request parsing ---------------------------------------------------------
@@ -334,3 +310,7 @@ def rotate_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     data = key_object(new, raw_key)
     data["rotated_from"] = key_id
     return data, 201, _created_headers(url_for(".get_key", key_id=new.id), raw_key)
+
+
+# Last: its fallback routes cover the stems of every route above.
+own_errors(api_keys_blueprint)

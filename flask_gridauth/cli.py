@@ -22,6 +22,7 @@ from .cli_keygen import keygen
 from .errors import ConfigurationError, GridAuthError, InvalidRequest, StorageError
 from .extension import get_state
 from .records import KeyRecord, isoformat
+from .responses import UNMATCHED_ATTR
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -216,6 +217,8 @@ def routes() -> None:
     state = get_state()
     rows: list[tuple[str, str, str, str]] = []
     for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint)):
+        if getattr(current_app.view_functions.get(rule.endpoint), UNMATCHED_ATTR, False):
+            continue  # a blueprint's fallback for unknown paths: it only answers 404/405
         # Methods with the same requirement share a row (GET and HEAD usually do).
         by_access: dict[str, list[str]] = {}
         for method in sorted((rule.methods or set()) - {"OPTIONS"}):

@@ -7,18 +7,18 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from flask import Flask, Request, Response, current_app, g, request
-from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from . import config as c
-from . import signals
+from . import responses, signals
+from .context import remember_error
 from .credentials.api_key import verify_api_key, verify_api_key_counted
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
 from .credentials.token import bootstrap_digest, token_principal, verify_token
 from .errors import (
     ConfigurationError,
+    ErrorInfo,
     Forbidden,
-    MethodNotAllowed,
-    NotFound,
+    GridAuthError,
     StorageError,
     Unauthorized,
     Unavailable,
@@ -49,8 +49,9 @@ class GridAuthState:
     It lives in ``app.extensions["gridauth"]``; two apps never share one.
     """
 
-    def __init__(self, app: Flask, storage: Storage | None) -> None:
+    def __init__(self, app: Flask, storage: Storage | None, extension: GridAuth | None = None) -> None:
         cfg = app.config
+        self.extension = extension
         self.enabled: bool = bool(cfg[c.ENABLED])
         self.key_prefix = validate_prefix(cfg[c.KEY_PREFIX])
         self.key_pattern = key_pattern(self.key_prefix)
@@ -112,8 +113,20 @@ class GridAuthState:
 
     # -- the request hook ----------------------------------------------------
 
+    @property
+    def error_handler(self) -> responses.ErrorHandler | None:
+        """The ``@auth.error_handler`` function of the :class:`GridAuth` that built this state, if any."""
+        return None if self.extension is None else self.extension.error_handler_function
+
     def before_request(self) -> None:
         """Authenticate the request and check its scopes, or raise the JSON error."""
+        try:
+            self._authorize()
+        except GridAuthError as exc:
+            remember_error(exc)
+            raise
+
+    def _authorize(self) -> None:
         req = request._get_current_object()  # type: ignore[attr-defined]  # one context look-up, not one per use
         method = req.method
         if method == "OPTIONS":
@@ -132,8 +145,6 @@ class GridAuthState:
             return
         principal = self.authenticate(req)
         setattr(g, G_ATTR, principal)
-        if endpoint is None:
-            json_routing_error()  # authenticated, but no route matched
         if self.ratelimit is not None:
             # Counted before the scope check: a 403 is a request too, and carries the headers.
             self.ratelimit.hit(principal, endpoint)
@@ -150,10 +161,10 @@ class GridAuthState:
             raise Forbidden.missing(required_any)
 
     def after_request(self, response: Response) -> Response:
-        """Add the rate-limit headers of a limited credential."""
+        """Add the rate-limit headers of a limited credential and the headers an error owes."""
         if self.ratelimit is not None:
             self.ratelimit.add_headers(response)
-        return response
+        return responses.after_request(response)
 
     def authenticate(self, req: Request | None = None) -> Principal:
         """The request's principal, or 401/429/503; ``req`` is the current request, if the caller has it."""
@@ -246,22 +257,6 @@ def _serves_static(endpoint: str) -> bool:
     return owner is not None and owner.has_static_folder
 
 
-#: ``app.extensions`` key: URL prefixes of our blueprints, whose routing errors answer JSON.
-JSON_PREFIXES = "gridauth.json_prefixes"
-
-
-def json_routing_error() -> None:
-    """Answer a 404 or 405 under one of our blueprints' prefixes as JSON, not Flask's HTML page."""
-    exc = request.routing_exception
-    prefixes: set[str] = current_app.extensions.get(JSON_PREFIXES, set())
-    if exc is None or not any(request.path.startswith(p) for p in prefixes):
-        return
-    if isinstance(exc, WerkzeugMethodNotAllowed):
-        raise MethodNotAllowed(valid_methods=exc.valid_methods or ())
-    if getattr(exc, "code", None) == 404:
-        raise NotFound()
-
-
 def _check_implications(table: object) -> dict[str, list[str]]:
     if not isinstance(table, dict) or not all(
         isinstance(k, str) and isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
@@ -322,6 +317,8 @@ class GridAuth:
 
     def __init__(self, app: Flask | None = None, *, storage: Storage | None = None) -> None:
         self._storage = storage
+        #: The function ``@error_handler`` registered, if any.
+        self.error_handler_function: responses.ErrorHandler | None = None
         if app is not None:
             self.init_app(app)
 
@@ -330,11 +327,13 @@ class GridAuth:
         if "gridauth" in app.extensions:
             raise RuntimeError("GridAuth is already initialised on this app; create one GridAuth per app.")
         c.apply_defaults(app)
-        state = GridAuthState(app, self._storage)
+        state = GridAuthState(app, self._storage, self)
         app.extensions["gridauth"] = state
         app.before_request(state.before_request)
-        if state.ratelimit is not None:
-            app.after_request(state.after_request)  # only limited apps add headers
+        app.after_request(state.after_request)
+        if GridAuthError not in app.error_handler_spec[None][None]:
+            # Filed under no status: an app's handler for the status (401) or its werkzeug class comes first.
+            app.register_error_handler(GridAuthError, responses.render_error)
         from .cli import gridauth_cli
 
         app.cli.add_command(gridauth_cli)
@@ -345,6 +344,18 @@ class GridAuth:
                 " every request is let through with every scope. Never run like this where others can connect."
             )
             logger.warning(message)  # once: a RuntimeWarning as well printed it twice
+
+    def error_handler(self, f: Callable[[ErrorInfo], R]) -> Callable[[ErrorInfo], R]:
+        """Shape every error of the extension and its blueprints (as Flask-HTTPAuth's ``error_handler``).
+
+        ``f`` receives an :class:`~flask_gridauth.errors.ErrorInfo` (``.status``,
+        ``.code``, ``.message``, ``.error``) and returns a response value; a 200
+        status becomes the error's. The headers the error owes
+        (``WWW-Authenticate``, ``Retry-After``, ``X-RateLimit-*``) are added.
+        An app's ``@app.errorhandler(401)`` still comes first.
+        """
+        self.error_handler_function = f
+        return f
 
     @property
     def keys(self) -> KeyManager:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from flask import Flask
 
+from .responses import UNMATCHED_ATTR
 from .schema import DEFAULT_LIMIT, FIELDS, KEY_ID_PATTERN, MAX_CURSOR, MAX_LIMIT, json_schema
 from .scopes import view_requirement
 
@@ -284,8 +285,10 @@ def openapi_document(app: Flask, blueprint: str, url_prefix: str, *, server: str
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint.rpartition(".")[0] != blueprint or not rule.rule.startswith(prefix + "/"):
             continue
-        path, parameters = _path(rule.rule[len(prefix) :])
         view = app.view_functions[rule.endpoint]
+        if getattr(view, UNMATCHED_ATTR, False):
+            continue  # the blueprint's fallback for unknown paths and methods: not an operation
+        path, parameters = _path(rule.rule[len(prefix) :])
         item = paths.setdefault(path, {})
         if parameters:
             item["parameters"] = parameters

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from flask import g
 from werkzeug.local import LocalProxy
 
+from .context import G_PRINCIPAL
 from .scopes import scope_granted
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 PrincipalKind = Literal["api_key", "jwt", "signature", "token", "disabled"]
 
 #: Attribute of ``flask.g`` that holds the request's principal.
-G_ATTR = "_gridauth_principal"
+G_ATTR = G_PRINCIPAL
 
 
 @dataclass(frozen=True, slots=True)

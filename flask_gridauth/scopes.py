@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from flask import current_app, g
 
+from .context import G_PRINCIPAL, remember_error
 from .errors import Forbidden, Unauthorized
 
 P = ParamSpec("P")
@@ -72,21 +73,19 @@ def expand_scopes(scopes: Iterable[str], implications: Mapping[str, Iterable[str
 
 
 def _check(required_all: tuple[str, ...], required_any: tuple[str, ...]) -> None:
-    from .principal import G_ATTR  # principal imports this module
-
     if not current_app.extensions.get("gridauth"):
         raise RuntimeError("GridAuth is not initialised on this app: call GridAuth(app) or auth.init_app(app).")
-    principal = g.get(G_ATTR)
+    principal = g.get(G_PRINCIPAL)
     if principal is None:
         # The hook authenticates every request that reaches a scope-marked view (the marks
         # override @public), except an OPTIONS request, which it leaves to Flask. A view that
         # serves OPTIONS itself would then run unauthenticated: refuse instead.
-        raise Unauthorized()
+        raise remember_error(Unauthorized())
     missing = [s for s in required_all if not principal.has_scope(s)]
     if missing:
-        raise Forbidden.missing(missing)
+        raise remember_error(Forbidden.missing(missing))
     if required_any and not any(principal.has_scope(s) for s in required_any):
-        raise Forbidden.missing(required_any)
+        raise remember_error(Forbidden.missing(required_any))
 
 
 def _validate(scopes: tuple[str, ...]) -> None:

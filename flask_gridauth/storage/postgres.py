@@ -15,7 +15,7 @@ our own, removed before the rest goes to libpq:
   while the tables are behind.
 
 The tables are versioned: ``gridauth_schema_version`` records every migration
-of :data:`MIGRATIONS` applied, each under an advisory lock so that processes
+of :data:`~flask_gridauth.storage.postgres_schema.MIGRATIONS` applied, each under an advisory lock so that processes
 starting together apply it once. A key is found by its lookup (the primary
 key): one prepared ``SELECT`` per request. Updates are single ``UPDATE ...
 RETURNING`` statements of the named columns that bump ``version`` (the
@@ -33,6 +33,7 @@ so an app starts while the database is down and answers 503 until it is back.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -48,6 +49,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import ConfigurationError, StorageError
 from ..records import KeyRecord
 from .base import KeyExistsError, Storage, check_changes
+from .postgres_schema import apply_migrations, migration_sql, pending_versions
 
 if TYPE_CHECKING:
     import psycopg
@@ -57,55 +59,17 @@ logger = logging.getLogger("flask_gridauth")
 
 #: Seconds between two writes of gathered ``last_used_at`` refreshes.
 TOUCH_FLUSH_INTERVAL = 1.0
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: Claims between two purges of expired replay-cache rows, and the most rows one purge deletes.
 PURGE_EVERY, PURGE_BATCH = 1000, 5000
-#: Any advisory-lock number will do, as long as it is always the same one: taken while migrating.
-_MIGRATION_LOCK = 0x6772_6964_6175_7468 & 0x7FFF_FFFF_FFFF_FFFF
-_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-#: The migrations, in order: (version, SQL). ``{s}`` is the schema qualifier (``"name".`` or empty).
-#: Append new ones (never edit an applied one): a column a field of KeyRecord needs, a new table.
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (
-        1,
-        """
-CREATE TABLE {s}gridauth_keys (
-    lookup text PRIMARY KEY,
-    id text NOT NULL UNIQUE,
-    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
-    version bigint NOT NULL DEFAULT 1,
-    name text NOT NULL,
-    type text NOT NULL,
-    prefix text NOT NULL,
-    scopes text[] NOT NULL,
-    environment text NOT NULL,
-    owner text NOT NULL,
-    created_at timestamptz NOT NULL,
-    expires_at timestamptz,
-    revoked_at timestamptz,
-    last_used_at timestamptz,
-    metadata jsonb NOT NULL,
-    rate_limit text,
-    public_key text
-);
-CREATE INDEX gridauth_keys_owner ON {s}gridauth_keys (owner, seq);
-CREATE TABLE {s}gridauth_seen (
-    token text PRIMARY KEY,
-    expires_at timestamptz NOT NULL
-);
-CREATE INDEX gridauth_seen_expires ON {s}gridauth_seen (expires_at);
-""",
-    ),
-)
-
-_VERSION_TABLE = (
-    "CREATE TABLE IF NOT EXISTS {s}gridauth_schema_version"
-    " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());"
-)
+# scopes and metadata come back as JSON text: a row is then a tuple of hashable values, and an
+# unchanged row is decoded once (see PostgresStorage.find), not parsed into a list and a dict each time.
 _COLUMNS = (
-    "seq, id, lookup, name, type, prefix, scopes, environment, owner,"
-    " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key"
+    "seq, id, lookup, name, type, prefix, to_json(scopes)::text, environment, owner,"
+    " created_at, expires_at, revoked_at, last_used_at, metadata::text, rate_limit, public_key"
 )
+#: Most decoded rows :meth:`PostgresStorage.find` keeps (then the cache starts over).
+MAX_CACHED_ROWS = 4096
 
 
 def _record(row: tuple[Any, ...]) -> KeyRecord:
@@ -116,14 +80,14 @@ def _record(row: tuple[Any, ...]) -> KeyRecord:
         name=row[3],
         type=row[4],
         prefix=row[5],
-        scopes=tuple(row[6]),
+        scopes=tuple(json.loads(row[6])),
         environment=row[7],
         owner=row[8],
         created_at=row[9],
         expires_at=row[10],
         revoked_at=row[11],
         last_used_at=row[12],
-        metadata=row[13],
+        metadata=json.loads(row[13]),
         rate_limit=row[14],
         public_key=row[15],
     )
@@ -192,6 +156,8 @@ class PostgresStorage(Storage):
         self._find_sql = f"SELECT {_COLUMNS} FROM {q}gridauth_keys WHERE lookup = %s"  # noqa: S608 - fixed names
         self._get_sql = f"SELECT {_COLUMNS} FROM {q}gridauth_keys WHERE id = %s"  # noqa: S608
         self._touch_sql = f"UPDATE {q}gridauth_keys SET last_used_at = %s WHERE id = %s"  # noqa: S608
+        # Row tuple -> its record: an unchanged row decodes to the same immutable record object.
+        self._rows: dict[tuple[Any, ...], KeyRecord] = {}
         self._pool: ConnectionPool[Any] | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
@@ -242,60 +208,21 @@ class PostgresStorage(Storage):
 
     def _ensure_schema(self, conn: psycopg.Connection[Any]) -> None:
         if self.auto_migrate:
-            self._migrate(conn)
-        elif self._pending_versions(conn):
+            apply_migrations(conn, self.schema)
+        elif pending_versions(conn, self.schema):
             raise StorageError("PostgreSQL storage: the tables are behind; run `flask gridauth migrate`")
         self._schema_ready = True
-
-    def _pending_versions(self, conn: psycopg.Connection[Any]) -> list[int]:
-        exists = conn.execute("SELECT to_regclass(%s)", (f"{self._q}gridauth_schema_version",)).fetchone()
-        if exists is None or exists[0] is None:
-            return [version for version, _ in MIGRATIONS]
-        rows = conn.execute(f"SELECT version FROM {self._q}gridauth_schema_version").fetchall()  # noqa: S608
-        done = {row[0] for row in rows}
-        return [version for version, _ in MIGRATIONS if version not in done]
-
-    def _migrate(self, conn: psycopg.Connection[Any]) -> tuple[int, ...]:
-        if not self._pending_versions(conn):
-            return ()
-        applied: list[int] = []
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            if self.schema:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            conn.execute(_VERSION_TABLE.format(s=self._q))
-            # Read again under the lock: another process may have just applied them.
-            todo = self._pending_versions(conn)
-            for version, sql in MIGRATIONS:
-                if version in todo:
-                    conn.execute(sql.format(s=self._q))
-                    conn.execute(
-                        f"INSERT INTO {self._q}gridauth_schema_version (version) VALUES (%s)",  # noqa: S608
-                        (version,),
-                    )
-                    applied.append(version)
-        return tuple(applied)
 
     def migrate(self) -> tuple[int, ...]:
         """Apply the migrations this database lacks; the versions applied (none when up to date)."""
         with self._pool_connection() as conn:
-            applied = self._migrate(conn)
+            applied = apply_migrations(conn, self.schema)
         self._schema_ready = True
         return applied
 
     def migration_sql(self) -> str:
         """The SQL of every migration, for operators who apply them with their own tools."""
-        out = [
-            "BEGIN;",
-            *([f'CREATE SCHEMA IF NOT EXISTS "{self.schema}";'] if self.schema else []),
-            _VERSION_TABLE.format(s=self._q),
-        ]
-        for version, sql in MIGRATIONS:
-            out.append(f"-- version {version}")
-            out.append(sql.format(s=self._q).strip())
-            out.append(f"INSERT INTO {self._q}gridauth_schema_version (version) VALUES ({version});")  # noqa: S608
-        out.append("COMMIT;")
-        return "\n".join(out) + "\n"
+        return migration_sql(self.schema)
 
     @contextmanager
     def _pool_connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -356,10 +283,16 @@ class PostgresStorage(Storage):
     def find(self, lookup: str) -> KeyRecord | None:
         """The key with this hash or fingerprint: one prepared primary-key ``SELECT`` (the hot path)."""
         with self._conn() as conn:
-            row = conn.execute(self._find_sql, (lookup,), prepare=True).fetchone()
+            row = conn.execute(self._find_sql, (lookup,), prepare=True, binary=True).fetchone()
         if row is None:
             return None
-        record = _record(row)
+        rows = self._rows
+        record = rows.get(row)
+        if record is None:
+            record = _record(row)
+            if len(rows) >= MAX_CACHED_ROWS:
+                rows.clear()
+            rows[row] = record
         if self._pending:
             if time.monotonic() >= self._flush_at:
                 self._flush_quietly()

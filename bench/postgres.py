@@ -82,16 +82,21 @@ def main() -> None:
         pool, lookup = _unit_table(uri)
         app = apps.gridauth_app(uri)
         key_case = Case(PG_KEY, apps.api_key_call(app, apps.with_keys(app, args.keys)), base=apps.BARE_GET)
-        cases = [apps.bare(), key_case, *select_cases(pool, lookup)]
+        memory = apps.api_key_memory()
+        memory.base = apps.BARE_GET
+        cases = [apps.bare(), memory, key_case, *select_cases(pool, lookup)]
         measure(cases, requests=args.requests, rounds=args.rounds)
         by = {c.name: c for c in cases}
         bare = by[apps.BARE_GET].median_us
         added_key = by[PG_KEY].median_us - bare
         added_select = by[SELECT_IN_REQUEST].median_us - bare
         print("\n".join(table(cases, peer=SELECT_IN_REQUEST)))
+        added_memory = by[memory.name].median_us - bare
         print(
             f"\nAPI key on PostgreSQL adds {added_key:.1f} µs; one primary-key SELECT inside a request adds "
             f"{added_select:.1f} µs; ratio {added_key / added_select:.2f} (target ≤ 1.3); "
+            f"the same key on memory adds {added_memory:.1f} µs, so PostgreSQL's own share is "
+            f"{(added_key - added_memory) / added_select:.2f}× the SELECT; "
             f"the SELECT in a tight loop: {by[SELECT].median_us:.1f} µs"
         )
         app.extensions["gridauth"].storage.close()

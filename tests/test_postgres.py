@@ -270,3 +270,10 @@ def test_last_used_refreshes_coalesced(postgres_uri: str, monkeypatch: pytest.Mo
     finally:
         first.close()
         second.close()
+
+
+def test_migration_versions_are_consecutive() -> None:
+    """Migration versions run 1, 2, 3, ... with no repeat: two branches adding "version 2" cannot both land."""
+    from flask_gridauth.storage.postgres_schema import MIGRATIONS
+
+    assert [version for version, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))

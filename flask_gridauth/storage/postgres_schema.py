@@ -58,6 +58,10 @@ _VERSION_TABLE = (
 )
 
 
+if [version for version, _ in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):  # pragma: no cover
+    raise RuntimeError("PostgreSQL migrations must be numbered 1, 2, 3, ... without gaps or repeats")
+
+
 def qualifier(schema: str | None) -> str:
     """``"schema".`` to put before a table name, or nothing for the connection's ``search_path``."""
     return f'"{schema}".' if schema else ""

@@ -1,0 +1,111 @@
+"""CPU instructions per request, counted by callgrind: comparisons that hold on a noisy machine.
+
+Usage: ``.venv/bin/python bench/instructions.py [CASE ...] [--n 100] [--m 600]``
+
+Each case of ``bench/apps.py`` runs twice under ``valgrind --tool=callgrind``
+(``PYTHONHASHSEED=0``): once sending N requests, once M. Start-up, imports and
+warm-up are the same in both runs, so ``(I(M) - I(N)) / (M - N)`` is what one
+request costs. Requests are prepared (signed) for M in both runs, so signing
+is subtracted out too. Figures are printed with their ratio to the bare route
+of the same method. Instruction counts are repeatable where wall-clock times
+on these shared machines differ by 2x between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import apps  # noqa: E402
+from harness import Case  # noqa: E402
+
+#: Case name -> builder; ``base`` is the bare route each is compared with.
+CASES: dict[str, tuple[Callable[[], Case], str]] = {
+    "bare": (apps.bare, "bare"),
+    "bare_post": (apps.bare_post, "bare_post"),
+    "httpauth": (apps.httpauth_peer, "bare"),
+    "api_key_memory": (apps.api_key_memory, "bare"),
+    "api_key_memory_limited": (lambda: apps.api_key_memory(limited=True), "bare"),
+    "jwt_hs256": (apps.jwt_hs256, "bare"),
+    "jwt_extended": (apps.jwt_extended_peer, "bare"),
+    "flask_limiter": (apps.flask_limiter_alone, "bare"),
+    "signed_v1": (lambda: apps.signed(1), "bare_post"),
+    "signed_v2": (lambda: apps.signed(2), "bare_post"),
+}
+DEFAULT = ["bare", "bare_post", "httpauth", "api_key_memory", "api_key_memory_limited", "jwt_hs256", "signed_v2"]
+
+
+def child(name: str, count: int, prepared: int) -> None:
+    """Build the case, prepare ``prepared`` requests, send ``count`` of them; exit non-zero on a wrong status."""
+    case = CASES[name][0]()
+    if case.prepare is not None:
+        case.prepare(prepared)
+    for _ in range(count):
+        status = case.call()
+        if status != case.expect:
+            raise SystemExit(f"{name}: status {status}, expected {case.expect}")
+
+
+def instructions(name: str, count: int, prepared: int) -> int:
+    """Total instructions of one child run under callgrind."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            str(count),
+            str(prepared),
+        ]
+        subprocess.run(command, check=True, env=env, capture_output=True)
+        for line in Path(out).read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"no totals in the callgrind output of {name}")
+
+
+def main() -> None:
+    """Print instructions per request for each case and its ratio to the bare route."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cases", nargs="*", help="cases: " + ", ".join(CASES))
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--m", type=int, default=600)
+    parser.add_argument("--child", nargs=3, metavar=("CASE", "COUNT", "PREPARED"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]), int(args.child[2]))
+        return
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown cases {unknown}: choose from {', '.join(CASES)}")
+    args.cases = args.cases or DEFAULT
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    names = list(dict.fromkeys([*args.cases, *(CASES[c][1] for c in args.cases)]))
+    per_request: dict[str, float] = {}
+    for name in names:
+        low, high = instructions(name, args.n, args.m), instructions(name, args.m, args.m)
+        per_request[name] = (high - low) / (args.m - args.n)
+    print(f"instructions per request (callgrind, PYTHONHASHSEED=0, runs of {args.n} and {args.m} requests)")
+    print(f"{'case':<26} {'instructions':>13} {'added':>10} {'x bare':>7}")
+    for name in names:
+        base = CASES[name][1]
+        value, bare = per_request[name], per_request[base]
+        print(f"{name:<26} {value:>13,.0f} {value - bare:>10,.0f} {value / bare:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()

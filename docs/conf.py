@@ -25,6 +25,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(~?P|~?R|flask_gridauth\..*\.(P|R)|.*GridAuthState.*|PrincipalKind|MUTABLE_FIELDS)"),
     (r"py:.*", r"flask_gridauth\.(credentials|ratelimit|extension|management|storage\.base)(\..*)?"),
     (r"py:class", r"(P|R|T|P\.args|P\.kwargs|Request|Response|Flask|Any|Callable|Iterable|Iterator|Mapping|Sequence|datetime|timedelta)"),
+    # Type aliases of the verifier protocol (credentials.registry) and the error renderer.
+    (r"py:class", r"(Credential|VerifierFunction|Expander|ErrorHandler|ErrorInfo)"),
 ]
 
 # The OpenAPI document is generated from the code (the blueprint's URL map and the input

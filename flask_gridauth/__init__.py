@@ -5,6 +5,7 @@ from .dashboard import dashboard_blueprint
 from .errors import (
     ConfigurationError,
     Conflict,
+    ErrorInfo,
     Forbidden,
     GridAuthError,
     InvalidRequest,
@@ -21,7 +22,7 @@ from .limiter import gridauth_key
 from .management import KeyManager
 from .principal import Principal, current_principal
 from .records import KeyRecord
-from .scopes import public, require_any_scope, require_scope
+from .scopes import public, require_any_scope, require_kind, require_scope
 from .signals import authentication_failed, key_created, key_leaked, key_revoked, key_rotated
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigurationError",
     "Conflict",
+    "ErrorInfo",
     "Forbidden",
     "GridAuth",
     "GridAuthError",
@@ -55,5 +57,6 @@ __all__ = [
     "key_rotated",
     "public",
     "require_any_scope",
+    "require_kind",
     "require_scope",
 ]

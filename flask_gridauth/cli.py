@@ -198,16 +198,19 @@ def rotate(key_id: str, grace: str, quiet: bool) -> None:
 # -- audit -------------------------------------------------------------------
 
 
-def _access(requirement: tuple[tuple[str, ...], tuple[str, ...]] | None) -> str:
+def _access(requirement: tuple[tuple[str, ...], tuple[str, ...], frozenset[str] | None] | None) -> str:
     if requirement is None:
         return "public"
-    required_all, required_any = requirement
+    required_all, required_any, kinds = requirement
     parts = []
     if required_all:
         parts.append("scopes: " + ", ".join(required_all))
     if required_any:
         parts.append("any of: " + ", ".join(required_any))
-    return "; ".join(parts) or "authenticated (no scope)"
+    access = "; ".join(parts) or "authenticated (no scope)"
+    if kinds is not None:
+        access += "; kinds: " + ", ".join(sorted(kinds))
+    return access
 
 
 @gridauth_cli.command("routes")

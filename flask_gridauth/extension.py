@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -11,9 +12,20 @@ from flask import Flask, Request, Response, current_app, g, request
 from . import config as c
 from . import responses, signals
 from .context import remember_error
-from .credentials.api_key import verify_api_key, verify_api_key_counted
+from .credentials.api_key import verify_api_key_counted
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
-from .credentials.token import bootstrap_digest, token_principal, verify_token
+from .credentials.registry import (
+    ApiKeyKind,
+    FunctionVerifier,
+    JWTKind,
+    SignatureKind,
+    TokenKind,
+    VerifierFunction,
+    VerifierRegistry,
+    check_custom_kind,
+    environ_name,
+)
+from .credentials.token import bootstrap_digest, token_principal
 from .errors import (
     ConfigurationError,
     ErrorInfo,
@@ -26,7 +38,7 @@ from .errors import (
 from .keys import key_pattern, validate_prefix
 from .management import KeyManager
 from .principal import G_ATTR, Principal
-from .scopes import expand_scopes, view_requirement
+from .scopes import check_kind, expand_scopes, view_kinds, view_requirement
 from .storage import Storage, storage_from_uri
 
 if TYPE_CHECKING:
@@ -39,7 +51,8 @@ logger = logging.getLogger("flask_gridauth")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-Requirement = tuple[tuple[str, ...], tuple[str, ...]] | None
+#: What a route needs: ``None`` when public, else ``(all of these scopes, any of these, kinds or None)``.
+Requirement = tuple[tuple[str, ...], tuple[str, ...], frozenset[str] | None] | None
 _UNKNOWN: Any = object()
 
 
@@ -82,6 +95,27 @@ class GridAuthState:
         self.signature_environ = frozenset(self.signatures.environ_names)
         self.ratelimit: RateLimits | None = _build_ratelimit(app, self.storage)
 
+        #: Every credential kind this app accepts; the request hook asks it.
+        self.verifiers = VerifierRegistry()
+        self.verifiers.register(ApiKeyKind(pattern=self.key_pattern, storage=self.storage, expand=self.expand))
+        self.verifiers.register(SignatureKind(self.signatures, storage=self.storage, expand=self.expand))
+        if self.jwt is not None:
+            self.verifiers.register(JWTKind(self.jwt))
+        if self.token_digest is not None:
+            self.verifiers.register(TokenKind(self.token_digest, self.token_principal))
+
+    def add_verifier(self, kind: str, function: VerifierFunction, *, header: str | None, prefix: str | None) -> None:
+        """Accept an app's own credential kind (see :meth:`GridAuth.verifier`)."""
+        check_custom_kind(kind, header, prefix, key_prefix=self.key_prefix)
+        verifiers = self.verifiers
+        if header is not None and verifiers.headers.get(environ_name(header), kind) != kind:
+            raise ValueError(f"header {header!r} already carries another credential kind")
+        if prefix is not None and any(
+            other != kind and (p.startswith(prefix) or prefix.startswith(p)) for p, other in verifiers.prefixes
+        ):
+            raise ValueError(f"prefix {prefix!r} overlaps the prefix of another credential kind")
+        self.verifiers.register(FunctionVerifier(kind, function, self.expand), header=header, prefix=prefix)
+
     # -- scopes --------------------------------------------------------------
 
     def expand(self, scopes: Iterable[str]) -> frozenset[str]:
@@ -102,12 +136,13 @@ class GridAuthState:
         if endpoint is None:
             # No route matched: authenticate, then let Flask answer 404/405. Not cached: the
             # method is the client's choice, and a cache keyed by it would grow without bound.
-            return ((), ())
-        result: Requirement
-        if _serves_static(endpoint):
-            result = None
-        else:
-            result = view_requirement(self.view_functions.get(endpoint), method, self.method_scopes)
+            return ((), (), None)
+        result: Requirement = None
+        if not _serves_static(endpoint):
+            view = self.view_functions.get(endpoint)
+            scopes = view_requirement(view, method, self.method_scopes)
+            if scopes is not None:
+                result = (*scopes, view_kinds(view))
         self._requirements[(endpoint, method)] = result
         return result
 
@@ -148,7 +183,9 @@ class GridAuthState:
         if self.ratelimit is not None:
             # Counted before the scope check: a 403 is a request too, and carries the headers.
             self.ratelimit.hit(principal, endpoint)
-        required_all, required_any = needs
+        required_all, required_any, kinds = needs
+        if kinds is not None:
+            check_kind(principal, kinds)
         held = principal.scopes
         # Most requests need a scope the principal holds by name: set look-ups, no list built.
         for scope in required_all:
@@ -171,8 +208,15 @@ class GridAuthState:
         if req is None:
             req = request._get_current_object()  # type: ignore[attr-defined]
         environ = req.environ
+        verifiers = self.verifiers
         try:
-            credential = parse_credential(environ, key_prefix=self.key_prefix, signature_headers=self.signature_environ)
+            credential = parse_credential(
+                environ,
+                key_prefix=self.key_prefix,
+                signature_headers=self.signature_environ,
+                custom_headers=verifiers.headers,
+                custom_prefixes=verifiers.prefixes,
+            )
         except Unauthorized:
             self._failed("malformed", "malformed credential")
             raise
@@ -188,23 +232,15 @@ class GridAuthState:
         ``precount`` marks the request hook's call: its rate limit may be counted
         by a Redis key look-up in the same round trip (see :mod:`flask_gridauth.ratelimit`).
         """
+        verifier = self.verifiers.get(credential.kind)
         try:
-            if credential.kind == "api_key":
-                plan = self.ratelimit.precount(request.endpoint) if precount and self.ratelimit is not None else None
+            if verifier is None:
+                raise Unauthorized()  # a kind this app does not accept (no JWT issuer, no bootstrap token)
+            if precount and credential.kind == "api_key" and self.ratelimit is not None:
+                plan = self.ratelimit.precount(request.endpoint)
                 if plan is not None:
                     return self._verify_counted(credential.value, plan)
-                return verify_api_key(
-                    credential.value, pattern=self.key_pattern, storage=self.storage, expand=self.expand
-                )
-            if credential.kind == "jwt":
-                if self.jwt is None:
-                    raise Unauthorized()
-                return self.jwt.verify(credential.value)
-            if credential.kind == "signature":
-                return self.signatures.verify(request, storage=self.storage, expand=self.expand)
-            if self.token_digest is None:
-                raise Unauthorized()
-            return verify_token(credential.value, self.token_digest, self.token_principal)
+            return verifier.verify(credential, request)
         except Unauthorized as exc:
             self._failed(credential.kind, exc.message)
             raise
@@ -232,7 +268,7 @@ class GridAuthState:
         except Unauthorized:
             self._failed("malformed", "malformed credential")
             raise
-        credential = classify_token(token, self.key_prefix)
+        credential = classify_token(token, self.key_prefix, self.verifiers.prefixes)
         return self.verify(credential)
 
     def _failed(self, kind: str, reason: str) -> None:
@@ -319,6 +355,9 @@ class GridAuth:
         self._storage = storage
         #: The function ``@error_handler`` registered, if any.
         self.error_handler_function: responses.ErrorHandler | None = None
+        #: ``@verifier`` registrations: kind -> (function, header, prefix), for every app, now and later.
+        self._verifiers: dict[str, tuple[VerifierFunction, str | None, str | None]] = {}
+        self._states: weakref.WeakSet[GridAuthState] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)
 
@@ -328,6 +367,9 @@ class GridAuth:
             raise RuntimeError("GridAuth is already initialised on this app; create one GridAuth per app.")
         c.apply_defaults(app)
         state = GridAuthState(app, self._storage, self)
+        for kind, (function, header, prefix) in self._verifiers.items():
+            state.add_verifier(kind, function, header=header, prefix=prefix)
+        self._states.add(state)
         app.extensions["gridauth"] = state
         app.before_request(state.before_request)
         app.after_request(state.after_request)
@@ -356,6 +398,30 @@ class GridAuth:
         """
         self.error_handler_function = f
         return f
+
+    def verifier(
+        self, kind: str, *, header: str | None = None, prefix: str | None = None
+    ) -> Callable[[VerifierFunction], VerifierFunction]:
+        """Register a credential kind of the app's own: a function ``(value: str) -> Principal | None``.
+
+        ``header="X-Partner-Token"`` takes that header's value; ``prefix="oat_"``
+        takes a Bearer token (or ``x-api-key``) that starts with the prefix.
+        ``None`` or :class:`~flask_gridauth.errors.Unauthorized` is a 401; the
+        one-credential rule holds (the header beside any other credential is a
+        401, and a failing credential never falls through). The returned
+        :class:`~flask_gridauth.principal.Principal` takes ``kind`` as its kind,
+        has its scopes expanded by the implication table and passes the same
+        scope checks and rate limits (``GRIDAUTH_RATELIMIT_JWT``'s default) as
+        every other kind. A bad name, header or prefix is a ``ValueError`` here.
+        """
+
+        def decorator(function: VerifierFunction) -> VerifierFunction:
+            for state in list(self._states):
+                state.add_verifier(kind, function, header=header, prefix=prefix)
+            self._verifiers[kind] = (function, header, prefix)
+            return function
+
+        return decorator
 
     @property
     def keys(self) -> KeyManager:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import g
 from werkzeug.local import LocalProxy
@@ -15,7 +15,8 @@ from .scopes import scope_granted
 if TYPE_CHECKING:
     from .records import KeyRecord
 
-PrincipalKind = Literal["api_key", "jwt", "signature", "token", "disabled"]
+#: ``api_key``, ``jwt``, ``signature``, ``token``, ``disabled``, or the kind of an app's own verifier.
+PrincipalKind = str
 
 #: Attribute of ``flask.g`` that holds the request's principal.
 G_ATTR = G_PRINCIPAL

@@ -245,13 +245,15 @@ class RateLimits:
 
         A key record's ``rate_limit`` replaces the default of its kind. The
         bootstrap token is exempt from every limit unless
-        ``GRIDAUTH_RATELIMIT_TOKEN`` is set.
+        ``GRIDAUTH_RATELIMIT_TOKEN`` is set. An app's own kind (``@auth.verifier``)
+        is counted per principal id at the JWT default, the other kind whose
+        principals come from outside.
         """
         kind = principal.kind
         if kind == "token":
             limits = self.defaults["token"]
             return None if limits is None else ("token", limits)
-        default = self.defaults.get(kind)
+        default = self.defaults[kind] if kind in self.defaults else self.defaults.get("jwt")
         record = principal.key
         if record is not None and record.rate_limit:
             own = self._record_limits(record.rate_limit)

@@ -28,6 +28,9 @@ PUBLIC_ATTR = "_gridauth_public"
 ALL_ATTR = "_gridauth_all_scopes"
 ANY_ATTR = "_gridauth_any_scopes"
 AUTHENTICATED_ATTR = "_gridauth_authenticated"
+KINDS_ATTR = "_gridauth_kinds"
+#: A credential kind's name, as ``@require_kind`` takes it.
+KIND_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 #: What an undecorated route needs for a method ``GRIDAUTH_METHOD_SCOPES`` does not name.
 UNLISTED_METHOD_SCOPE = "write"
 
@@ -86,6 +89,50 @@ def _check(required_all: tuple[str, ...], required_any: tuple[str, ...]) -> None
         raise remember_error(Forbidden.missing(missing))
     if required_any and not any(principal.has_scope(s) for s in required_any):
         raise remember_error(Forbidden.missing(required_any))
+
+
+def check_kind(principal: object, kinds: frozenset[str]) -> None:
+    """403 unless ``principal`` is of one of ``kinds`` (disabled authentication lets every request through)."""
+    kind = getattr(principal, "kind", None)
+    if kind not in kinds and kind != "disabled":
+        raise Forbidden("Credential kind not accepted here: use " + " or ".join(sorted(kinds)))
+
+
+def require_kind(*kinds: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Accept only credentials of ``kinds`` (``"signature"``, ``"api_key"``, an app's own...); others get 403.
+
+    It requires authentication; the route's scopes are checked as usual.
+    Stacked, the kinds narrow: a request must be of a kind every decorator names.
+    """
+    if not kinds:
+        raise TypeError("name at least one credential kind, such as 'signature'")
+    for kind in kinds:
+        if not isinstance(kind, str) or not KIND_NAME_RE.fullmatch(kind):
+            raise ValueError(f"not a credential kind: {kind!r}")
+    allowed = frozenset(kinds)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        narrowed = allowed & getattr(view, KINDS_ATTR, allowed)
+
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            _check((), ())
+            try:
+                check_kind(g.get(G_PRINCIPAL), narrowed)
+            except Forbidden as exc:
+                raise remember_error(exc) from None
+            return current_app.ensure_sync(view)(*args, **kwargs)  # type: ignore[no-any-return]
+
+        setattr(wrapper, KINDS_ATTR, narrowed)
+        return wrapper
+
+    return decorator
+
+
+def view_kinds(view: Any) -> frozenset[str] | None:
+    """The credential kinds ``@require_kind`` lets reach ``view``; ``None`` when any kind may."""
+    kinds: frozenset[str] | None = getattr(view, KINDS_ATTR, None)
+    return kinds
 
 
 def _validate(scopes: tuple[str, ...]) -> None:
@@ -162,7 +209,8 @@ def view_requirement(
     required_all: tuple[str, ...] = getattr(view, ALL_ATTR, ())
     required_any: tuple[str, ...] = getattr(view, ANY_ATTR, ())
     authenticated_only = getattr(view, AUTHENTICATED_ATTR, False)
-    if getattr(view, PUBLIC_ATTR, False) and not (required_all or required_any or authenticated_only):
+    restricted = getattr(view, KINDS_ATTR, None) is not None
+    if getattr(view, PUBLIC_ATTR, False) and not (required_all or required_any or authenticated_only or restricted):
         return None
     if not required_all and not required_any and method_scopes and not authenticated_only:
         if method in method_scopes:

@@ -11,11 +11,12 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import Unauthorized
 
-CredentialKind = Literal["api_key", "jwt", "signature", "token"]
+#: A credential kind: ``api_key``, ``jwt``, ``signature``, ``token``, or an app's own (``@auth.verifier``).
+CredentialKind = str
 
 #: Longest credential looked at; anything longer is refused unread.
 MAX_CREDENTIAL_LENGTH = 4096
@@ -24,6 +25,8 @@ MAX_CREDENTIAL_LENGTH = 4096
 #: joined ``Authorization`` headers (``Bearer a, Bearer b``) hold a space and never parse.
 TOKEN_RE = re.compile(r"[!-~]+")
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+#: The value of an app kind's own header: visible ASCII, no whitespace (so two joined headers never parse).
+HEADER_VALUE_RE = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +59,42 @@ def bearer_token(authorization: str) -> str:
     return _clean(rest)
 
 
+def _clean_header(value: str) -> str:
+    """The value of an app kind's header, else 401."""
+    token = value.strip(" \t")
+    if not token or len(token) > MAX_CREDENTIAL_LENGTH or not HEADER_VALUE_RE.fullmatch(token):
+        raise Unauthorized()
+    return token
+
+
 def parse_credential(
     environ: Mapping[str, Any],
     *,
     key_prefix: str,
     signature_headers: frozenset[str],
+    custom_headers: Mapping[str, str] | None = None,
+    custom_prefixes: tuple[tuple[str, str], ...] = (),
 ) -> Credential | None:
     """The request's single credential, ``None`` if it has none; 401 if it is unusable.
 
     ``signature_headers`` are the WSGI environ names (``HTTP_X_GRID_SIGNATURE``...)
     whose presence marks a signed request. A signed request carries no other
     credential; a bearer token and an ``x-api-key`` must be the same key.
+    ``custom_headers`` maps the environ name of an app kind's own header to
+    its kind: such a header is the request's only credential, too.
+    ``custom_prefixes`` are ``(prefix, kind)`` of app kinds sent as a token.
     """
     authorization = environ.get("HTTP_AUTHORIZATION")
     api_key_header = environ.get("HTTP_X_API_KEY")
     signed = not signature_headers.isdisjoint(environ)
+
+    if custom_headers:
+        present = [name for name in custom_headers if name in environ]
+        if present:
+            if len(present) > 1 or signed or authorization is not None or api_key_header is not None:
+                raise Unauthorized()
+            name = present[0]
+            return Credential(custom_headers[name], _clean_header(environ[name]))
 
     if signed:
         if authorization is not None or api_key_header is not None:
@@ -82,12 +106,15 @@ def parse_credential(
         header_key = _clean(api_key_header)
         if token is not None and not hmac.compare_digest(token.encode(), header_key.encode()):
             raise Unauthorized()
-        if not header_key.startswith(key_starts(key_prefix)):
-            raise Unauthorized()
-        return Credential("api_key", header_key)
+        if header_key.startswith(key_starts(key_prefix)):
+            return Credential("api_key", header_key)
+        for prefix, kind in custom_prefixes:
+            if header_key.startswith(prefix):
+                return Credential(kind, header_key)
+        raise Unauthorized()
     if token is None:
         return None
-    return classify_token(token, key_prefix)
+    return classify_token(token, key_prefix, custom_prefixes)
 
 
 @functools.lru_cache(maxsize=16)
@@ -96,10 +123,13 @@ def key_starts(key_prefix: str) -> tuple[str, str]:
     return f"{key_prefix}_live_", f"{key_prefix}_test_"
 
 
-def classify_token(token: str, key_prefix: str) -> Credential:
-    """Tell an API key, a JWT and the bootstrap token apart by shape alone."""
+def classify_token(token: str, key_prefix: str, custom_prefixes: tuple[tuple[str, str], ...] = ()) -> Credential:
+    """Tell an API key, a JWT, an app kind's prefixed token and the bootstrap token apart by shape alone."""
     if token.startswith(key_starts(key_prefix)):
         return Credential("api_key", token)
+    for prefix, kind in custom_prefixes:
+        if token.startswith(prefix):
+            return Credential(kind, token)
     if token.startswith("eyJ"):
         if not JWT_RE.fullmatch(token):
             raise Unauthorized()

@@ -263,7 +263,8 @@ def migrate(print_sql: bool) -> None:
 def rotate_token(yes: bool) -> None:
     """Replace the bootstrap token in the token file and print the new one, once.
 
-    Running servers keep the old token until they restart.
+    Running servers keep the old token until they restart; every dashboard
+    session signed in with a bootstrap token ends at once.
     """
     from .credentials.token import TokenSettings, rotate_token
 
@@ -276,6 +277,17 @@ def rotate_token(yes: bool) -> None:
     token = rotate_token(settings)
     click.echo(f"New bootstrap token written to {settings.file}. Restart running servers to use it.")
     click.echo(settings.banner.replace("{token}", token))
+    # After the token is shown (it is shown only once): end the dashboard's token sessions everywhere.
+    from .dashboard.auth import TOKEN_SUBJECT
+
+    try:
+        ended = get_state().storage.end_sessions(TOKEN_SUBJECT)
+    except StorageError as exc:
+        raise click.ClickException(
+            f"the token was replaced, but its dashboard sessions could not be ended (storage unavailable: {exc});"
+            " run rotate-token again once storage is back"
+        ) from None
+    click.echo(f"Ended {ended} dashboard session(s) signed in with a bootstrap token.")
 
 
 gridauth_cli.add_command(keygen)

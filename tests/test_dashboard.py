@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask import Flask
 
-from flask_gridauth import ConfigurationError, GridAuthError, Principal, dashboard_blueprint, get_state
+from flask_gridauth import ConfigurationError, GridAuthError, Principal, StorageError, dashboard_blueprint, get_state
 from flask_gridauth.credentials.signature import load_public_key
 from flask_gridauth.dashboard.session import COOKIE_NAME, DashboardSessionInterface
 from flask_gridauth.records import utcnow
@@ -706,10 +706,26 @@ def test_token_sees_every_owner(dapp: Flask, dclient: Any) -> None:
 
 
 def test_storage_down_is_a_503_page(make_dash: Callable[..., Flask]) -> None:
-    """With the storage unreachable the list answers a 503 page, not a 500."""
+    """With the storage unreachable a sign-in (its session is stored) answers a 503 page, not a 500."""
     app = make_dash(GRIDAUTH_STORAGE_URI="redis://127.0.0.1:1/0", GRIDAUTH_STORAGE_TIMEOUT=0.5)
     client = app.test_client()
+    response = sign_in(client)
+    assert response.status_code == 503
+    assert "Storage unavailable" in response.text
+    assert client.get(f"{D}/").status_code == 303  # nobody was signed in
+
+
+def test_storage_down_after_sign_in_is_a_503_page(make_dash: Callable[..., Flask]) -> None:
+    """A signed-in list whose storage stops answering is a 503 page, not a 500 and not a session let through."""
+    app = make_dash()
+    client = app.test_client()
     sign_in(client)
+    storage = get_state(app).storage
+
+    def down(session_id: str) -> None:
+        raise StorageError("storage down")
+
+    storage.session_subject = down  # type: ignore[assignment,method-assign]
     response = client.get(f"{D}/")
     assert response.status_code == 503
     assert "Storage unavailable" in response.text

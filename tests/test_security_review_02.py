@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,8 +19,9 @@ import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 
-from flask_gridauth import ConfigurationError, RateLimited, Unauthorized, get_state
+from flask_gridauth import ConfigurationError, RateLimited, Unauthorized, dashboard_blueprint, get_state
 from flask_gridauth.client import public_key_of, sign_request
+from flask_gridauth.dashboard.session import COOKIE_NAME
 from flask_gridauth.keys import generate_key
 
 from .conftest import TOKEN, bearer, build_app, create_key
@@ -370,3 +372,103 @@ def test_redis_with_append_only_file_does_not_warn(tmp_path: Path, caplog: pytes
         assert not [r for r in caplog.records if "append-only" in r.getMessage()]
     finally:
         server.crash()
+
+
+# -- M2: dashboard sign-out ends the session for every copy of the cookie ---------------------------------------------
+
+DASH = "/dashboard"
+DASH_SECRET = "dashboard-tests-secret-key-0123456789abcdef"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def dash(make_app: Callable[..., Flask]) -> Flask:
+    """A dashboard app on the current backend."""
+    app = make_app(SECRET_KEY=DASH_SECRET)
+    app.register_blueprint(dashboard_blueprint, url_prefix=DASH)
+    return app
+
+
+def _csrf(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    match = _CSRF.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def _signed_in(app: Flask, credential: str = TOKEN) -> Any:
+    """A test client signed in to the dashboard with ``credential``."""
+    client = app.test_client()
+    page = client.get(f"{DASH}/sign-in")
+    response = client.post(f"{DASH}/sign-in", data={"csrf_token": _csrf(page.text), "credential": credential})
+    assert response.status_code == 303
+    assert client.get(f"{DASH}/").status_code == 200
+    return client
+
+
+def _copy(source: Any, app: Flask) -> Any:
+    """A second client holding a copy of ``source``'s dashboard cookie (a stolen cookie)."""
+    cookie = source.get_cookie(COOKIE_NAME, path=DASH)
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie(COOKIE_NAME, cookie.value, path=DASH)
+    return thief
+
+
+def test_copied_cookie_is_refused_after_sign_out(dash: Flask) -> None:
+    """A copy of the dashboard cookie taken before sign-out is refused after it, on every backend."""
+    owner = _signed_in(dash)
+    thief = _copy(owner, dash)
+    assert thief.get(f"{DASH}/").status_code == 200  # the copy works while the session lives
+    page = owner.get(f"{DASH}/")
+    assert owner.post(f"{DASH}/sign-out", data={"csrf_token": _csrf(page.text)}).status_code == 303
+    refused = thief.get(f"{DASH}/")
+    assert refused.status_code == 303
+    assert refused.headers["Location"].endswith(f"{DASH}/sign-in")
+    assert thief.get(f"{DASH}/keys/new").status_code == 303
+
+
+def test_sign_out_everywhere_ends_every_session_of_the_owner(dash: Flask) -> None:
+    """'Sign out everywhere' ends the owner's other sessions too (other keys of that owner included), no one else's."""
+    _, first = create_key(dash, ["admin"], owner="alice")
+    _, second = create_key(dash, ["admin"], owner="alice")
+    _, other = create_key(dash, ["admin"], owner="bob")
+    laptop, phone, bob = _signed_in(dash, first), _signed_in(dash, second), _signed_in(dash, other)
+    copy = _copy(laptop, dash)
+    page = laptop.get(f"{DASH}/")
+    response = laptop.post(f"{DASH}/sign-out", data={"csrf_token": _csrf(page.text), "everywhere": "1"})
+    assert response.status_code == 303
+    for client in (laptop, phone, copy):
+        assert client.get(f"{DASH}/").status_code == 303
+    assert bob.get(f"{DASH}/").status_code == 200
+
+
+def test_plain_sign_out_leaves_other_sessions(dash: Flask) -> None:
+    """A plain sign-out ends this session (and its copies) but not another device's session of the same owner."""
+    laptop, phone = _signed_in(dash), _signed_in(dash)
+    page = laptop.get(f"{DASH}/")
+    laptop.post(f"{DASH}/sign-out", data={"csrf_token": _csrf(page.text)})
+    assert laptop.get(f"{DASH}/").status_code == 303
+    assert phone.get(f"{DASH}/").status_code == 200
+
+
+def test_rotate_token_ends_every_token_session(dash: Flask, tmp_path: Path) -> None:
+    """`flask gridauth rotate-token` ends every bootstrap-token session at once, running servers included."""
+    dash.config["GRIDAUTH_TOKEN_FILE"] = str(tmp_path / "token.json")
+    token_session = _signed_in(dash)
+    copy = _copy(token_session, dash)
+    _, admin_key = create_key(dash, ["admin"])
+    key_session = _signed_in(dash, admin_key)
+    runner = dash.test_cli_runner()
+    state = get_state(dash)
+    api_token = dash.config["GRIDAUTH_API_TOKEN"]
+    dash.config["GRIDAUTH_API_TOKEN"] = None  # rotate-token refuses a configured token
+    try:
+        result = runner.invoke(args=["gridauth", "rotate-token", "--yes"])
+    finally:
+        dash.config["GRIDAUTH_API_TOKEN"] = api_token
+    assert result.exit_code == 0, result.output
+    assert state.token_digest is not None  # this server still holds the old token ...
+    assert token_session.get(f"{DASH}/").status_code == 303  # ... but its token sessions ended
+    assert copy.get(f"{DASH}/").status_code == 303
+    assert key_session.get(f"{DASH}/").status_code == 200

@@ -6,6 +6,12 @@ Every request re-loads that principal and re-checks it, so revoking or
 expiring the key, or taking ``admin`` from it, ends the session at once.
 A bootstrap-token session is bound to the token in force (an HMAC, under
 the app's secret key, of the token's digest): a new token ends it.
+
+Every sign-in is also a session kept in storage (its id is in the cookie,
+only its SHA-256 in storage) and checked on every request, so signing out
+ends the session for every copy of the cookie, "sign out everywhere" ends
+every session of the owner, and ``flask gridauth rotate-token`` ends every
+bootstrap-token session, on every process that shares the storage.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -33,6 +41,8 @@ logger = logging.getLogger("flask_gridauth")
 SESSION_MAX_AGE = 12 * 3600
 #: Credential kinds the sign-in form accepts (JWT users come through ``GRIDAUTH_DASHBOARD_PRINCIPAL``).
 FORM_KINDS = ("token", "api_key")
+#: The storage subject of every bootstrap-token session (``rotate-token`` ends them all).
+TOKEN_SUBJECT = "token"  # noqa: S105 - a subject's name, not a secret
 
 
 class SessionEnded(Exception):
@@ -65,13 +75,28 @@ def check_sign_in(credential: str) -> Principal:
     return principal
 
 
+def session_subject(principal: Principal) -> str:
+    """Whose sessions "sign out everywhere" ends together: the bootstrap token's, or one owner's."""
+    return TOKEN_SUBJECT if principal.kind == "token" else "owner:" + principal.owner
+
+
+def _session_key(session_id: str) -> str:
+    # Storage holds only a hash: its contents never rebuild a cookie (which also needs the secret key).
+    return hashlib.sha256(b"gridauth-dashboard-session:" + session_id.encode("ascii")).hexdigest()
+
+
 def remember(principal: Principal) -> None:
-    """Record the signed-in principal in the session: never the credential itself."""
+    """Record the signed-in principal in the session and in storage: never the credential itself."""
+    session_id = secrets.token_urlsafe(32)
+    get_state().storage.add_session(  # StorageError propagates: the page answers 503, nobody is signed in
+        _session_key(session_id), session_subject(principal), utcnow() + timedelta(seconds=SESSION_MAX_AGE)
+    )
     entry: dict[str, Any] = {
         "kind": principal.kind,
         "id": principal.id,
         "owner": principal.owner,
         "t": int(time.time()),
+        "s": session_id,
     }
     if principal.kind == "token":
         entry["b"] = _token_binding(get_state())
@@ -80,8 +105,31 @@ def remember(principal: Principal) -> None:
 
 
 def forget() -> None:
-    """Sign out: drop everything the session holds."""
-    dashboard_session().clear()
+    """Sign out: end the stored session (every copy of the cookie), then drop everything the cookie holds."""
+    session = dashboard_session()
+    entry = session.get("principal")
+    session_id = entry.get("s") if isinstance(entry, dict) else None
+    session.clear()
+    if isinstance(session_id, str) and session_id.isascii():
+        get_state().storage.end_session(_session_key(session_id))
+
+
+def forget_everywhere(principal: Principal) -> int:
+    """Sign out everywhere: end every stored session of ``principal``'s subject, this one included."""
+    ended = get_state().storage.end_sessions(session_subject(principal))
+    forget()
+    logger.info("dashboard sign-out everywhere: kind=%s owner=%s sessions=%d", principal.kind, principal.owner, ended)
+    return ended
+
+
+def _check_stored(entry: dict[str, Any], subject: str) -> None:
+    """:class:`SessionEnded` unless the session of ``entry`` is still live in storage, for ``subject``."""
+    session_id = entry.get("s")
+    if not isinstance(session_id, str) or not session_id.isascii():
+        raise SessionEnded("Sign in again.")
+    stored = get_state().storage.session_subject(_session_key(session_id))  # StorageError: 503
+    if stored is None or not hmac.compare_digest(stored.encode(), subject.encode()):
+        raise SessionEnded("You were signed out. Sign in again.")
 
 
 def _restore(entry: dict[str, Any]) -> Principal:
@@ -97,6 +145,7 @@ def _restore(entry: dict[str, Any]) -> Principal:
             or not hmac.compare_digest(binding.encode(), _token_binding(state).encode())
         ):
             raise SessionEnded("The bootstrap token has changed. Sign in again.")
+        _check_stored(entry, session_subject(state.token_principal))
         return state.token_principal
     if kind == "api_key" and isinstance(key_id, str):
         record = state.storage.get(key_id)  # StorageError propagates: the page answers 503
@@ -109,6 +158,7 @@ def _restore(entry: dict[str, Any]) -> Principal:
         principal = principal_for(record, "api_key", state.expand)
         if not principal.has_scope("admin"):
             raise SessionEnded("Your key no longer holds the admin scope. Sign in again.")
+        _check_stored(entry, session_subject(principal))
         return principal
     raise SessionEnded("Sign in again.")
 

@@ -21,7 +21,7 @@ from ..extension import get_state
 from ..principal import Principal
 from ..records import KeyRecord, utcnow
 from ..scopes import public
-from .auth import SessionEnded, check_sign_in, forget, remember, signed_in_principal
+from .auth import SessionEnded, check_sign_in, forget, forget_everywhere, remember, signed_in_principal
 from .csrf import CSRFError, check_csrf, csrf_token, once_token, renew_csrf, use_once_token
 from .forms import GRACE_CHOICES, MAX_DAYS, error_field, form_expires_in, form_grace_period, form_scopes, scope_catalog
 from .session import cookie_path, dashboard_session, open_dashboard_session, save_dashboard_session
@@ -212,9 +212,19 @@ def sign_in() -> Response | BaseResponse:
 @dashboard_blueprint.post("/sign-out")
 @public
 def sign_out() -> BaseResponse:
-    """Forget the sign-in."""
+    """End this session (every copy of its cookie); with ``everywhere``, every session of the owner."""
+    notice = "You are signed out."
+    if request.form.get("everywhere"):
+        try:
+            principal = signed_in_principal()
+        except SessionEnded:
+            principal = None
+        # Only a live form sign-in may end its owner's other sessions.
+        if principal is not None and "principal" in dashboard_session():
+            forget_everywhere(principal)
+            notice = "You are signed out everywhere."
     forget()
-    dashboard_session()["notice"] = "You are signed out."
+    dashboard_session()["notice"] = notice
     return redirect(url_for(".sign_in"), 303)
 
 

@@ -129,6 +129,24 @@ class Storage(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release connections; a later call reconnects."""
 
+    # -- dashboard sessions (server-side, so a sign-out ends every copy of the cookie) --
+
+    @abstractmethod
+    def add_session(self, session_id: str, subject: str, expires_at: datetime) -> None:
+        """Record a live session of ``subject`` until ``expires_at``; ``session_id`` is an opaque hash."""
+
+    @abstractmethod
+    def session_subject(self, session_id: str) -> str | None:
+        """The subject of the live session ``session_id``; ``None`` if it ended, expired or never was."""
+
+    @abstractmethod
+    def end_session(self, session_id: str) -> None:
+        """End one session (nothing happens if there is none)."""
+
+    @abstractmethod
+    def end_sessions(self, subject: str) -> int:
+        """End every session of ``subject``; how many were live (an upper bound where the store cannot tell)."""
+
     # -- optional capabilities: defaults that every backend may keep -----------
 
     def find_counted(

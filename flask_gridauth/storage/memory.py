@@ -29,6 +29,8 @@ class MemoryStorage(Storage):
         self._by_id: dict[str, KeyRecord] = {}
         self._by_lookup: dict[str, str] = {}
         self._seen: OrderedDict[str, float] = OrderedDict()
+        # Session id -> (subject, expiry in epoch seconds).
+        self._sessions: dict[str, tuple[str, float]] = {}
         self._seq = 0
 
     def add(self, record: KeyRecord) -> KeyRecord:
@@ -79,6 +81,35 @@ class MemoryStorage(Storage):
             current = self._by_id.get(record.id)
             if current is not None:
                 self._by_id[record.id] = dataclasses.replace(current, last_used_at=when)
+
+    def add_session(self, session_id: str, subject: str, expires_at: datetime) -> None:
+        """Remember the session; expired ones are dropped on the way."""
+        now = time.time()
+        with self._lock:
+            for sid, (_, until) in list(self._sessions.items()):
+                if until <= now:
+                    del self._sessions[sid]
+            self._sessions[session_id] = (subject, expires_at.timestamp())
+
+    def session_subject(self, session_id: str) -> str | None:
+        """The live session's subject."""
+        entry = self._sessions.get(session_id)
+        return entry[0] if entry is not None and entry[1] > time.time() else None
+
+    def end_session(self, session_id: str) -> None:
+        """Forget the session."""
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+    def end_sessions(self, subject: str) -> int:
+        """Forget every session of ``subject``."""
+        now = time.time()
+        with self._lock:
+            ended = [sid for sid, (who, _) in self._sessions.items() if who == subject]
+            live = sum(1 for sid in ended if self._sessions[sid][1] > now)
+            for sid in ended:
+                del self._sessions[sid]
+        return live
 
     def claim_once(self, token: str, ttl: float) -> bool:
         """First claim within ``ttl`` wins.

@@ -382,6 +382,43 @@ class PostgresStorage(Storage):
                 self._pending = {**batch, **self._pending}
             raise
 
+    # -- dashboard sessions --------------------------------------------------
+
+    def add_session(self, session_id: str, subject: str, expires_at: datetime) -> None:
+        """Insert the session, deleting expired ones in the same statement's transaction."""
+        q = self._q
+        with self._conn() as conn, conn.transaction():
+            conn.execute(f"DELETE FROM {q}gridauth_sessions WHERE expires_at <= now()")  # noqa: S608
+            conn.execute(
+                f"INSERT INTO {q}gridauth_sessions (id, subject, expires_at) VALUES (%s, %s, %s)"  # noqa: S608
+                " ON CONFLICT (id) DO UPDATE SET subject = excluded.subject, expires_at = excluded.expires_at",
+                (session_id, subject, expires_at),
+            )
+
+    def session_subject(self, session_id: str) -> str | None:
+        """One primary-key SELECT."""
+        with self._conn() as conn:
+            row = conn.execute(
+                f"SELECT subject FROM {self._q}gridauth_sessions WHERE id = %s AND expires_at > now()",  # noqa: S608
+                (session_id,),
+                prepare=True,
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def end_session(self, session_id: str) -> None:
+        """Delete the session's row."""
+        with self._conn() as conn:
+            conn.execute(f"DELETE FROM {self._q}gridauth_sessions WHERE id = %s", (session_id,))  # noqa: S608
+
+    def end_sessions(self, subject: str) -> int:
+        """Delete every row of ``subject``; how many were live."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"DELETE FROM {self._q}gridauth_sessions WHERE subject = %s RETURNING expires_at > now()",  # noqa: S608
+                (subject,),
+            ).fetchall()
+        return sum(1 for (live,) in rows if live)
+
     # -- the replay cache ----------------------------------------------------
 
     def claim_once(self, token: str, ttl: float) -> bool:

@@ -50,6 +50,17 @@ CREATE TABLE {s}gridauth_seen (
 CREATE INDEX gridauth_seen_expires ON {s}gridauth_seen (expires_at);
 """,
     ),
+    (
+        2,
+        """
+CREATE TABLE {s}gridauth_sessions (
+    id text PRIMARY KEY,
+    subject text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX gridauth_sessions_subject ON {s}gridauth_sessions (subject);
+""",
+    ),
 )
 
 _VERSION_TABLE = (

@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS gridauth_keys (
     public_key TEXT
 );
 CREATE INDEX IF NOT EXISTS gridauth_keys_owner ON gridauth_keys (owner, seq);
+CREATE TABLE IF NOT EXISTS gridauth_sessions (
+    id TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS gridauth_sessions_subject ON gridauth_sessions (subject);
 CREATE TABLE IF NOT EXISTS gridauth_seen (
     token TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
@@ -336,6 +342,36 @@ class SQLiteStorage(Storage):
                 # Put them back (a newer refresh made meanwhile wins) for the next flush.
                 self._pending = {**batch, **self._pending}
             raise
+
+    def add_session(self, session_id: str, subject: str, expires_at: datetime) -> None:
+        """Insert the session; expired sessions are deleted in the same transaction."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM gridauth_sessions WHERE expires_at <= ?", (time.time(),))
+            conn.execute(
+                "INSERT OR REPLACE INTO gridauth_sessions (id, subject, expires_at) VALUES (?, ?, ?)",
+                (session_id, subject, expires_at.timestamp()),
+            )
+
+    def session_subject(self, session_id: str) -> str | None:
+        """One indexed SELECT."""
+        row = self._conn.execute(
+            "SELECT subject FROM gridauth_sessions WHERE id = ? AND expires_at > ?", (session_id, time.time())
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def end_session(self, session_id: str) -> None:
+        """Delete the session's row."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM gridauth_sessions WHERE id = ?", (session_id,))
+
+    def end_sessions(self, subject: str) -> int:
+        """Delete every row of ``subject``."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "DELETE FROM gridauth_sessions WHERE subject = ? AND expires_at > ?", (subject, time.time())
+            )
+            conn.execute("DELETE FROM gridauth_sessions WHERE subject = ?", (subject,))
+        return int(cur.rowcount)
 
     def claim_once(self, token: str, ttl: float) -> bool:
         """Insert ``token``, or take over an expired row; a live row means a replay."""

@@ -14,8 +14,8 @@ import pytest
 
 from flask_gridauth.errors import ConfigurationError, StorageError
 from flask_gridauth.storage import postgres as pg
-from flask_gridauth.storage.postgres_schema import MIGRATIONS
 from flask_gridauth.storage import storage_from_uri
+from flask_gridauth.storage.postgres_schema import MIGRATIONS
 from flask_gridauth.testing import make_record
 
 from .conftest import POSTGRES_HOST, POSTGRES_PORT, bearer, build_app, create_key

@@ -312,5 +312,35 @@ def rotate_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     return data, 201, _created_headers(url_for(".get_key", key_id=new.id), raw_key)
 
 
+def _no_body_fields() -> None:
+    """An optional body that, if sent, must be an empty JSON object (422 naming the first field)."""
+    body = json_body(optional=True)
+    if body:
+        first = sorted(body)[0]
+        raise InvalidRequest("unknown field", field=first if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", first) else "body")
+
+
+@api_keys_blueprint.post("/api-keys/<key_id>/disable")
+@describe(
+    summary="Switch a key off, reversibly; its holder gets 401 until it is enabled",
+    ok=(200, "ApiKey", "The disabled key."),
+    errors=("404", "413", "422"),
+)
+@require_scope("admin")
+def disable_key(key_id: str) -> dict[str, Any]:
+    """Switch a key off until it is enabled again (200 with the key); its holder gets 401 meanwhile."""
+    _no_body_fields()
+    return key_object(get_state().keys.disable(key_id, owner=scope_owner(current_principal)))
+
+
+@api_keys_blueprint.post("/api-keys/<key_id>/enable")
+@describe(summary="Switch a disabled key back on", ok=(200, "ApiKey", "The key."), errors=("404", "413", "422"))
+@require_scope("admin")
+def enable_key(key_id: str) -> dict[str, Any]:
+    """Switch a disabled key back on (200 with the key)."""
+    _no_body_fields()
+    return key_object(get_state().keys.enable(key_id, owner=scope_owner(current_principal)))
+
+
 # Last: its fallback routes cover the stems of every route above.
 own_errors(api_keys_blueprint)

@@ -178,6 +178,24 @@ def revoke(key_id: str) -> None:
     click.echo(f"Revoked {record.id} ({record.name!r}) at {_when(record.revoked_at)}")
 
 
+@gridauth_cli.command("disable")
+@click.argument("key_id")
+@_clean_errors
+def disable(key_id: str) -> None:
+    """Switch a key off until `enable` (unlike revoke, reversible)."""
+    record = get_state().keys.disable(key_id)
+    click.echo(f"Disabled {record.id} ({record.name!r}) at {_when(record.disabled_at)}")
+
+
+@gridauth_cli.command("enable")
+@click.argument("key_id")
+@_clean_errors
+def enable(key_id: str) -> None:
+    """Switch a disabled key back on."""
+    record = get_state().keys.enable(key_id)
+    click.echo(f"Enabled {record.id} ({record.name!r})")
+
+
 @gridauth_cli.command("rotate")
 @click.argument("key_id")
 @click.option("--grace", default="0", show_default=True, help="How long the old key keeps working: 0, 90s, 1h, 1d.")

@@ -273,6 +273,30 @@ class KeyManager:
         rotation = parse_rotation(data)
         return self._rotate(key_id, rotation.grace_period, owner=owner, by=by)
 
+    def disable(self, key_id: str, *, owner: str | None = None) -> KeyRecord:
+        """Switch a key off until :meth:`enable`; disabling a disabled or revoked key changes nothing."""
+        record = self.get(key_id, owner=owner)
+        if record.disabled_at is not None or record.revoked_at is not None:
+            return record
+        updated = self.storage.update(record.id, {"disabled_at": utcnow()})
+        if updated is None:
+            raise NotFound("API key not found")
+        logger.info("key disabled: id=%s prefix=%s owner=%s", updated.id, updated.prefix, updated.owner)
+        _send(signals.key_disabled, key=updated)
+        return updated
+
+    def enable(self, key_id: str, *, owner: str | None = None) -> KeyRecord:
+        """Switch a disabled key back on (a revoked key stays revoked); enabling an enabled key changes nothing."""
+        record = self.get(key_id, owner=owner)
+        if record.disabled_at is None:
+            return record
+        updated = self.storage.update(record.id, {"disabled_at": None})
+        if updated is None:
+            raise NotFound("API key not found")
+        logger.info("key enabled: id=%s prefix=%s owner=%s", updated.id, updated.prefix, updated.owner)
+        _send(signals.key_enabled, key=updated)
+        return updated
+
     def rotate(
         self, key_id: str, *, owner: str | None = None, by: Principal | None = None, grace_period: int = 0
     ) -> tuple[KeyRecord, str]:
@@ -302,6 +326,9 @@ class KeyManager:
             expires_at=old.expires_at,
             metadata=dict(old.metadata),
             rate_limit=old.rate_limit,
+            allowed_ips=old.allowed_ips,
+            # The new secret continues the old key's quota counter: rotating never refills it.
+            quota=old.quota,
         )
         stored = self.storage.add(new)
         retire_at = now + timedelta(seconds=grace)

@@ -132,6 +132,21 @@ def _output_schemas() -> dict[str, Any]:
         "metadata": {"type": "object"},
         "fingerprint": {"type": "string", "description": "Signing keys only."},
         "public_key": {"type": "string", "description": "Signing keys only: standard base64."},
+        "disabled_at": {**timestamp, "description": "When the key was disabled; null while enabled."},
+        "allowed_ips": {**strings, "description": "CIDRs the key may be used from; empty: anywhere."},
+        "quota": {
+            "type": ["object", "null"],
+            "description": "The usage quota, with the units `remaining` now.",
+            "properties": {
+                "limit": {"type": "integer"},
+                "refill": {
+                    "type": ["object", "null"],
+                    "properties": {"amount": {"type": "integer"}, "interval": {"enum": ["hour", "day", "month"]}},
+                },
+                "remaining": {"type": ["integer", "null"]},
+            },
+        },
+        "canary": {"type": "boolean", "description": "A canary key never authorises anything."},
     }
     return {
         "Error": {

@@ -23,3 +23,12 @@ authentication_failed = _signals.signal("gridauth.authentication-failed")
 #: (where it was found, when known), ``via`` (``"secret_scanning"`` or ``"revoke_leaked"``) and
 #: ``action`` (``"revoke"`` or ``"notify"``).
 key_leaked = _signals.signal("gridauth.key-leaked")
+#: A key was disabled (reversibly): ``key``.
+key_disabled = _signals.signal("gridauth.key-disabled")
+#: A disabled key was enabled again: ``key``.
+key_enabled = _signals.signal("gridauth.key-enabled")
+#: A canary key was used: ``key``, ``remote_addr``, ``user_agent``. The request got a generic 401.
+canary_used = _signals.signal("gridauth.canary-used")
+#: A request was made with a key that expires within ``GRIDAUTH_EXPIRY_WARNING``: ``key``.
+#: Sent once per key and process.
+key_expiring = _signals.signal("gridauth.key-expiring")

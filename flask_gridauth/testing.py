@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from .keys import hash_key
-from .records import KeyRecord, new_key_id, utcnow
+from .records import KeyRecord, Quota, new_key_id, utcnow
 from .storage import KeyExistsError, Storage
 
 __all__ = ["StorageContract", "make_record"]
@@ -294,3 +294,98 @@ class StorageContract:
         ):  # fmt: skip
             method = getattr(type(storage), name)
             assert getattr(method, "__gridauth_wrapped__", False), name
+
+    # -- 0.2 key fields: disable, allowlist, quota, canary ---------------------
+
+    def test_new_fields_round_trip(self, storage: Storage) -> None:
+        """disabled_at, allowed_ips, canary and a quota come back from add, find, get and list."""
+        when = utcnow().replace(microsecond=0)
+        quota = Quota(100, 10, "day")
+        record = make_record(disabled_at=when, allowed_ips=("10.0.0.0/8", "2001:db8::/32"), canary=True, quota=quota)
+        stored = storage.add(record)
+        for found in (storage.find(record.lookup), storage.get(record.id), storage.list("alice", limit=5)[0]):
+            assert found is not None
+            assert found == dataclasses.replace(record, seq=stored.seq)
+            assert (found.disabled_at, found.allowed_ips, found.canary) == (when, record.allowed_ips, True)
+            assert found.quota is not None and found.quota.spec() == {
+                "limit": 100,
+                "refill": {"amount": 10, "interval": "day"},
+            }
+        got = storage.get(record.id)
+        assert got is not None and got.quota is not None and got.quota.remaining == 100
+
+    def test_defaults_for_plain_keys(self, storage: Storage) -> None:
+        """A key stored without the new fields reads back enabled, unrestricted, unlimited, not a canary."""
+        record = storage.add(make_record())
+        found = storage.find(record.lookup)
+        assert found is not None
+        assert (found.disabled_at, found.allowed_ips, found.quota, found.canary) == (None, (), None, False)
+        assert storage.spend_quota(found, 1, utcnow()) is None
+
+    def test_update_new_fields(self, storage: Storage) -> None:
+        """disabled_at, allowed_ips and quota can be set and cleared by update."""
+        record = storage.add(make_record())
+        when = utcnow().replace(microsecond=0)
+        updated = storage.update(record.id, {"disabled_at": when, "allowed_ips": ("192.0.2.0/24",), "quota": Quota(5)})
+        assert updated is not None
+        assert (updated.disabled_at, updated.allowed_ips) == (when, ("192.0.2.0/24",))
+        assert updated.quota == Quota(5) and updated.quota.remaining == 5
+        assert storage.spend_quota(record, 2, utcnow()) == (True, 3)
+        found = storage.find(record.lookup)
+        assert found is not None and found.disabled_at == when and found.quota == Quota(5)
+        cleared = storage.update(record.id, {"disabled_at": None, "allowed_ips": (), "quota": None})
+        assert cleared is not None and (cleared.disabled_at, cleared.allowed_ips, cleared.quota) == (None, (), None)
+        assert storage.spend_quota(record, 1, utcnow()) is None
+
+    def test_setting_a_quota_resets_its_counter(self, storage: Storage) -> None:
+        """A quota set by update starts full again, from the new limit."""
+        record = storage.add(make_record(quota=Quota(3)))
+        assert storage.spend_quota(record, 3, utcnow()) == (True, 0)
+        assert storage.spend_quota(record, 1, utcnow()) == (False, 0)
+        storage.update(record.id, {"quota": Quota(10)})
+        assert storage.spend_quota(record, 1, utcnow()) == (True, 9)
+        got = storage.get(record.id)
+        assert got is not None and got.quota is not None and got.quota.remaining == 9
+
+    def test_spend_quota_takes_exactly_what_is_left(self, storage: Storage) -> None:
+        """Units are taken while enough are left; a cost larger than what is left takes nothing."""
+        record = storage.add(make_record(quota=Quota(10)))
+        now = utcnow()
+        assert storage.spend_quota(record, 4, now) == (True, 6)
+        assert storage.spend_quota(record, 7, now) == (False, 6)
+        assert storage.spend_quota(record, 6, now) == (True, 0)
+        assert storage.spend_quota(record, 1, now) == (False, 0)
+
+    def test_refill_is_lazy_and_capped(self, storage: Storage) -> None:
+        """Whole intervals since the last refill add their amount, up to the limit, when next spent."""
+        start = utcnow().replace(microsecond=0)
+        record = storage.add(make_record(created_at=start, quota=Quota(10, 3, "hour")))
+        assert storage.spend_quota(record, 10, start) == (True, 0)
+        assert storage.spend_quota(record, 1, start + timedelta(minutes=59)) == (False, 0)
+        assert storage.spend_quota(record, 1, start + timedelta(hours=2, minutes=30)) == (True, 5)
+        # The refill clock moved by whole hours: the next refill is at start + 3 h.
+        assert storage.spend_quota(record, 5, start + timedelta(hours=2, minutes=59)) == (True, 0)
+        assert storage.spend_quota(record, 1, start + timedelta(hours=3)) == (True, 2)
+        assert storage.spend_quota(record, 1, start + timedelta(days=30)) == (True, 9)
+
+    def test_spend_quota_concurrent_exact(self, storage: Storage) -> None:
+        """Eight threads spending one quota take exactly the limit, never more."""
+        record = storage.add(make_record(quota=Quota(100)))
+        allowed: list[bool] = []
+        lock = threading.Lock()
+
+        def spend() -> None:
+            for _ in range(20):
+                use = storage.spend_quota(record, 1, utcnow())
+                assert use is not None
+                with lock:
+                    allowed.append(use.allowed)
+
+        threads = [threading.Thread(target=spend) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert allowed.count(True) == 100
+        got = storage.get(record.id)
+        assert got is not None and got.quota is not None and got.quota.remaining == 0

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from flask_gridauth.errors import ConfigurationError, StorageError
+from flask_gridauth.records import Quota, utcnow
 from flask_gridauth.storage import SCHEMES, MemoryStorage, SQLiteStorage, Storage, storage_from_uri
 from flask_gridauth.testing import StorageContract, make_record
 from tests.conftest import prefixed_redis_uri, schema_postgres_uri
@@ -195,3 +196,66 @@ def test_sqlite_first_connections_race_safely(tmp_path: Any) -> None:
         for t in threads:
             t.join()
         assert errors == [], attempt
+
+
+def test_sqlite_0_1_file_gains_the_new_columns(tmp_path: Any) -> None:
+    """A SQLite file written by 0.1 keeps its keys and gains the 0.2 columns on first open."""
+    import sqlite3
+
+    from flask_gridauth.storage.sqlite import _SCHEMA, MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA)  # exactly the 0.1 schema, user_version 0
+    conn.execute(
+        "INSERT INTO gridauth_keys (id, lookup, name, type, prefix, scopes, environment, owner, created_at,"
+        " metadata) VALUES ('key_old', 'abc', 'old', 'api_key', 'grd_live_0', '[\"read\"]', 'live', 'alice', 1.0, '{}')"
+    )
+    conn.commit()
+    conn.close()
+    storage = storage_from_uri(f"sqlite:///{path}", instance_path=str(tmp_path))
+    old = storage.find("abc")
+    assert old is not None and (old.name, old.disabled_at, old.quota, old.canary) == ("old", None, None, False)
+    updated = storage.update("key_old", {"quota": Quota(2), "disabled_at": utcnow()})
+    assert updated is not None and updated.quota == Quota(2)
+    assert storage.spend_quota(updated, 1, utcnow()) == (True, 1)
+    storage.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+    # A second open finds the file migrated and changes nothing.
+    again = storage_from_uri(f"sqlite:///{path}", instance_path=str(tmp_path))
+    assert again.get("key_old") == updated
+    again.close()
+
+
+def test_postgres_0_2_columns_added_to_a_version_1_database(postgres_uri: str) -> None:
+    """Tables created by migration 1 keep their keys and gain the 0.2 columns (migration 2) on first use."""
+    import psycopg
+
+    from flask_gridauth.storage.postgres_schema import _VERSION_TABLE, MIGRATIONS
+
+    base, _, query = postgres_uri.partition("?")
+    schema = dict(part.split("=", 1) for part in query.split("&"))["schema"]
+    q = f'"{schema}".'
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(_VERSION_TABLE.format(s=q))
+        conn.execute(MIGRATIONS[0][1].format(s=q))
+        conn.execute(f"INSERT INTO {q}gridauth_schema_version (version) VALUES (1)")  # noqa: S608
+        conn.execute(
+            f"INSERT INTO {q}gridauth_keys (id, lookup, name, type, prefix, scopes, environment, owner,"  # noqa: S608
+            " created_at, metadata) VALUES ('key_old', 'abc', 'old', 'api_key', 'grd_live_0', '{read}',"
+            " 'live', 'alice', now(), '{}')"
+        )
+    storage = storage_from_uri(postgres_uri)
+    try:
+        old = storage.find("abc")
+        assert old is not None and (old.name, old.disabled_at, old.allowed_ips, old.quota) == ("old", None, (), None)
+        updated = storage.update("key_old", {"quota": Quota(2)})
+        assert updated is not None and storage.spend_quota(updated, 1, utcnow()) == (True, 1)
+    finally:
+        storage.close()
+    with psycopg.connect(base) as conn:
+        versions = [row[0] for row in conn.execute(f"SELECT version FROM {q}gridauth_schema_version ORDER BY 1")]  # noqa: S608
+    assert versions == [version for version, _ in MIGRATIONS]

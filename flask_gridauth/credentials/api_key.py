@@ -26,11 +26,13 @@ _principals: dict[tuple[int, str], tuple[KeyRecord, Expander, Principal]] = {}
 
 
 def check_record(record: KeyRecord, now: datetime) -> None:
-    """Refuse a revoked or expired key; only its holder ever reads why."""
+    """Refuse a revoked, expired or disabled key; only its holder ever reads why."""
     if record.revoked_at is not None:
         raise Unauthorized("API key has been revoked")
     if record.expires_at is not None and record.expires_at <= now:
         raise Unauthorized("API key has expired")
+    if record.disabled_at is not None:
+        raise Unauthorized("API key is disabled")
 
 
 def touch_if_due(storage: Storage, record: KeyRecord, now: datetime) -> None:

@@ -335,6 +335,26 @@ def revoke_key(key_id: str) -> Response | BaseResponse:
     return redirect(url_for(".index"), 303)
 
 
+@dashboard_blueprint.post("/keys/<key_id>/disable")
+@public
+def disable_key(key_id: str) -> BaseResponse:
+    """Switch a key off (reversibly); the list offers to enable it again."""
+    principal = _principal()
+    record = get_state().keys.disable(_record(key_id, principal).id, owner=scope_owner(principal))
+    dashboard_session()["notice"] = f"Disabled the key “{record.name}” ({record.prefix}…). Enable it to use it again."
+    return redirect(url_for(".index"), 303)
+
+
+@dashboard_blueprint.post("/keys/<key_id>/enable")
+@public
+def enable_key(key_id: str) -> BaseResponse:
+    """Switch a disabled key back on."""
+    principal = _principal()
+    record = get_state().keys.enable(_record(key_id, principal).id, owner=scope_owner(principal))
+    dashboard_session()["notice"] = f"Enabled the key “{record.name}” ({record.prefix}…) again."
+    return redirect(url_for(".index"), 303)
+
+
 @dashboard_blueprint.route("/signing-keys/new", methods=["GET", "POST"])
 @public
 def register_signing_key() -> Response:

@@ -17,16 +17,26 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar, cast
 
 from ..errors import StorageError
-from ..records import KeyRecord
+from ..records import KeyRecord, Quota
 
 if TYPE_CHECKING:
     import limits.storage
 
 #: Fields :meth:`~flask_gridauth.storage.Storage.update` may change; everything else is fixed at creation.
-MUTABLE_FIELDS = frozenset({"name", "scopes", "metadata", "expires_at", "revoked_at", "rate_limit"})
+MUTABLE_FIELDS = frozenset(
+    {"name", "scopes", "metadata", "expires_at", "revoked_at", "rate_limit", "disabled_at", "allowed_ips", "quota"}
+)
+
+
+class QuotaUse(NamedTuple):
+    """What :meth:`Storage.spend_quota` did: whether the units were taken, and what is left."""
+
+    allowed: bool
+    remaining: int
+
 
 #: URI scheme -> the backend class registered for it (built-in backends register on first use).
 SCHEMES: dict[str, type[Storage]] = {}
@@ -96,7 +106,11 @@ class Storage(ABC):
 
     @abstractmethod
     def add(self, record: KeyRecord) -> KeyRecord:
-        """Store a new key and return it with its ``seq``; a taken ``lookup`` raises ``KeyExistsError``."""
+        """Store a new key and return it with its ``seq``; a taken ``lookup`` raises ``KeyExistsError``.
+
+        A quota's counter starts at ``quota.remaining`` (default the limit) from
+        ``quota.refilled_at`` (default ``created_at``).
+        """
 
     @abstractmethod
     def get(self, key_id: str) -> KeyRecord | None:
@@ -112,7 +126,21 @@ class Storage(ABC):
 
     @abstractmethod
     def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
-        """Change some of :data:`MUTABLE_FIELDS`; the updated key, or ``None`` if there is none."""
+        """Change some of :data:`MUTABLE_FIELDS`; the updated key, or ``None`` if there is none.
+
+        Setting ``quota`` also re-sets its counter: to ``quota.remaining`` (default
+        the limit) from ``quota.refilled_at`` (default now).
+        """
+
+    @abstractmethod
+    def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:
+        """Take ``cost`` units of ``record``'s quota atomically, across every process; ``None`` if it has none.
+
+        The refills due at ``now`` are added first (see
+        :func:`~flask_gridauth.records.refilled`). When fewer than ``cost``
+        units are left nothing is taken and ``allowed`` is false. The quota's
+        limit and refill are the stored ones; ``record`` names the key.
+        """
 
     @abstractmethod
     def touch(self, record: KeyRecord, when: datetime) -> None:
@@ -223,3 +251,33 @@ def check_changes(changes: Mapping[str, Any]) -> None:
     unknown = set(changes) - MUTABLE_FIELDS
     if unknown:
         raise ValueError(f"these fields cannot be changed: {sorted(unknown)}")
+
+
+def quota_state(quota: Quota | None, created: datetime) -> tuple[int | None, float | None]:
+    """The counter a new or re-set quota starts with: ``(remaining, refilled_at)`` in epoch seconds.
+
+    ``quota.remaining`` / ``quota.refilled_at`` when given, else the full limit from ``created``.
+    """
+    if quota is None:
+        return None, None
+    remaining = quota.limit if quota.remaining is None else quota.remaining
+    return remaining, (quota.refilled_at or created).timestamp()
+
+
+def refill_now(
+    limit: int, amount: int | None, seconds: int | None, remaining: int, refilled_at: float, now: float
+) -> tuple[int, float]:
+    """:func:`~flask_gridauth.records.refilled` in epoch seconds, for backends that count in Python."""
+    if not amount or not seconds:
+        return remaining, refilled_at
+    periods = int((now - refilled_at) // seconds)
+    if periods <= 0:
+        return remaining, refilled_at
+    return min(limit, remaining + periods * amount), refilled_at + periods * seconds
+
+
+def bare_quota(quota: Quota | None) -> Quota | None:
+    """``quota`` without its counter: what a record found on the hot path carries."""
+    if quota is None or (quota.remaining is None and quota.refilled_at is None):
+        return quota
+    return Quota(quota.limit, quota.refill_amount, quota.refill_interval)

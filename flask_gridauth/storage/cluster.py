@@ -29,8 +29,19 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
 from ..records import KeyRecord
-from .base import KeyExistsError
-from .redis import _CAS, _FIND_COUNT, COUNTER_SUFFIX, RedisStorage, _dump, _import_redis, _load, split_uri
+from .base import KeyExistsError, from_epoch
+from .redis import (
+    _CAS,
+    _FIND_COUNT,
+    _SPEND,
+    COUNTER_SUFFIX,
+    RedisStorage,
+    _dump,
+    _import_redis,
+    _load,
+    _quota_counter,
+    split_uri,
+)
 from .sentinel import parse_hosts
 
 _INDEX = """
@@ -41,7 +52,7 @@ return 1
 """
 
 #: Attributes that exist once the client is built (see ``ClusterStorage.__getattr__``).
-_LAZY = frozenset({"client", "_cas", "_find_count", "_index"})
+_LAZY = frozenset({"client", "_cas", "_find_count", "_index", "_spend"})
 
 
 class ClusterStorage(RedisStorage):
@@ -89,6 +100,7 @@ class ClusterStorage(RedisStorage):
         self._cas = client.register_script(_CAS)
         self._find_count = client.register_script(_FIND_COUNT)
         self._index = client.register_script(_INDEX)
+        self._spend = client.register_script(_SPEND)
         self.client = client  # last: its presence means the scripts are there too
 
     def _rec_key(self, lookup: str) -> str:
@@ -101,7 +113,7 @@ class ClusterStorage(RedisStorage):
         lookup = self.client.get(self._index_key("id", key_id))
         if lookup is None:
             return []
-        return self.client.hmget(self._rec_key(lookup.decode()), "d", "u")
+        return self.client.hmget(self._rec_key(lookup.decode()), "d", "u", "q", "qt")
 
     def add(self, record: KeyRecord) -> KeyRecord:
         """A ``seq``, the record (``HSETNX`` refuses a taken lookup), then the indexes in one script."""
@@ -113,6 +125,11 @@ class ClusterStorage(RedisStorage):
             raise KeyExistsError(record.id)
         if record.last_used_at is not None:
             client.hset(rec_key, "u", repr(record.last_used_at.timestamp()))
+        left, at = _quota_counter(record.quota, record.created_at)
+        if stored.quota is not None:
+            client.hset(rec_key, mapping={"q": left, "qt": at})
+            quota = dataclasses.replace(stored.quota, remaining=int(left), refilled_at=from_epoch(float(at)))
+            stored = dataclasses.replace(stored, quota=quota)
         keys = [self._index_key("id", record.id), self._index_key("owner", record.owner), self._index_key("all")]
         if not self._index(keys=keys, args=[record.lookup, record.id, seq]):
             client.delete(rec_key)
@@ -133,7 +150,7 @@ class ClusterStorage(RedisStorage):
         pipe = client.pipeline()
         for lookup in lookups:
             if lookup is not None:
-                pipe.hmget(self._rec_key(lookup.decode()), "d", "u")
+                pipe.hmget(self._rec_key(lookup.decode()), "d", "u", "q", "qt")
         return [r for r in map(_load, pipe.execute()) if r is not None]
 
     def find_counted(self, lookup: str, *, counter_prefix: str, **kwargs: Any) -> Any:

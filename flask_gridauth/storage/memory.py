@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..records import KeyRecord
-from .base import KeyExistsError, Storage, check_changes
+from ..records import KeyRecord, utcnow
+from .base import KeyExistsError, QuotaUse, Storage, bare_quota, check_changes, from_epoch, quota_state, refill_now
 
 
 class MemoryStorage(Storage):
@@ -32,6 +32,9 @@ class MemoryStorage(Storage):
         # Session id -> (subject, expiry in epoch seconds).
         self._sessions: dict[str, tuple[str, float]] = {}
         self._seq = 0
+        # Key id -> [remaining, refilled_at (epoch seconds)] of its quota, apart from the record so
+        # that spending never replaces the record object (which keeps the principal cache warm).
+        self._quota: dict[str, list[float]] = {}
 
     def add(self, record: KeyRecord) -> KeyRecord:
         """Store a new key, assigning the next ``seq``."""
@@ -39,14 +42,33 @@ class MemoryStorage(Storage):
             if record.lookup in self._by_lookup or record.id in self._by_id:
                 raise KeyExistsError(record.id)
             self._seq += 1
-            stored = dataclasses.replace(record, seq=self._seq)
+            stored = dataclasses.replace(record, seq=self._seq, quota=bare_quota(record.quota))
             self._by_id[stored.id] = stored
             self._by_lookup[stored.lookup] = stored.id
-            return stored
+            self._set_quota(record, stored.created_at)
+            return self._with_quota(stored) or stored
+
+    def _set_quota(self, record: KeyRecord, since: datetime) -> None:
+        remaining, refilled_at = quota_state(record.quota, since)
+        if remaining is None or refilled_at is None:
+            self._quota.pop(record.id, None)
+        else:
+            self._quota[record.id] = [remaining, refilled_at]
+
+    def _with_quota(self, record: KeyRecord | None) -> KeyRecord | None:
+        """``record`` with its quota counter as it stands."""
+        if record is None or record.quota is None:
+            return record
+        state = self._quota.get(record.id)
+        if state is None:  # pragma: no cover - every stored quota has a counter
+            return record
+        quota = dataclasses.replace(record.quota, remaining=int(state[0]), refilled_at=from_epoch(state[1]))
+        return dataclasses.replace(record, quota=quota)
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The key with this id."""
-        return self._by_id.get(key_id)
+        with self._lock:
+            return self._with_quota(self._by_id.get(key_id))
 
     def find(self, lookup: str) -> KeyRecord | None:
         """The key with this hash or fingerprint."""
@@ -61,8 +83,8 @@ class MemoryStorage(Storage):
                 for r in self._by_id.values()
                 if (owner is None or r.owner == owner) and (before_seq is None or r.seq < before_seq)
             ]
-        records.sort(key=lambda r: r.seq, reverse=True)
-        return records[:limit]
+            records.sort(key=lambda r: r.seq, reverse=True)
+            return [r for r in map(self._with_quota, records[:limit]) if r is not None]
 
     def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
         """Replace the stored record with a changed copy."""
@@ -72,8 +94,28 @@ class MemoryStorage(Storage):
             if record is None:
                 return None
             updated = dataclasses.replace(record, **changes)
+            if "quota" in changes:
+                self._set_quota(updated, utcnow())
+                updated = dataclasses.replace(updated, quota=bare_quota(updated.quota))
             self._by_id[key_id] = updated
-            return updated
+            return self._with_quota(updated)
+
+    def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:
+        """Take ``cost`` units under the lock."""
+        with self._lock:
+            current = self._by_id.get(record.id)
+            state = self._quota.get(record.id)
+            if current is None or current.quota is None or state is None:
+                return None
+            quota = current.quota
+            remaining, refilled_at = refill_now(
+                quota.limit, quota.refill_amount, quota.refill_seconds, int(state[0]), state[1], now.timestamp()
+            )
+            allowed = remaining >= cost
+            if allowed:
+                remaining -= cost
+            state[0], state[1] = remaining, refilled_at
+            return QuotaUse(allowed, remaining)
 
     def touch(self, record: KeyRecord, when: datetime) -> None:
         """Set ``last_used_at``."""

@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, StorageError
-from ..records import KeyRecord
-from .base import KeyExistsError, Storage, check_changes
+from ..records import REFILL_SECONDS, KeyRecord, Quota, utcnow
+from .base import KeyExistsError, QuotaUse, Storage, check_changes, from_epoch, quota_state, refill_now
 from .postgres_schema import apply_migrations, migration_sql, pending_versions
 
 if TYPE_CHECKING:
@@ -66,7 +66,24 @@ PURGE_EVERY, PURGE_BATCH = 1000, 5000
 # unchanged row is decoded once (see PostgresStorage.find), not parsed into a list and a dict each time.
 _COLUMNS = (
     "seq, id, lookup, name, type, prefix, to_json(scopes)::text, environment, owner,"
-    " created_at, expires_at, revoked_at, last_used_at, metadata::text, rate_limit, public_key"
+    " created_at, expires_at, revoked_at, last_used_at, metadata::text, rate_limit, public_key,"
+    " disabled_at, to_json(allowed_ips)::text, canary, quota_limit, quota_refill_amount, quota_refill_interval"
+)
+#: The record's columns plus the quota counter, which the hot path does not read (it changes on every use).
+_FULL_COLUMNS = _COLUMNS + ", quota_remaining, quota_refilled_at"
+_INTERVAL_SECONDS = (
+    "(CASE quota_refill_interval "
+    + " ".join(f"WHEN '{name}' THEN {seconds}" for name, seconds in REFILL_SECONDS.items())
+    + " END)"
+)
+# Whole refill intervals since the last refill (0 without refill), and the units available now.
+_PERIODS = f"COALESCE(GREATEST(0, FLOOR((%(now)s - quota_refilled_at) / {_INTERVAL_SECONDS})), 0)::bigint"
+_AVAILABLE = f"LEAST(quota_limit, quota_remaining + {_PERIODS} * COALESCE(quota_refill_amount, 0))"
+#: One statement (the row lock serialises concurrent spenders): refill lazily, then take the units if enough.
+_SPEND_SQL = (
+    "UPDATE {s}gridauth_keys SET quota_remaining = " + _AVAILABLE + " - %(cost)s,"  # noqa: S608 - fixed SQL
+    " quota_refilled_at = quota_refilled_at + " + _PERIODS + " * COALESCE(" + _INTERVAL_SECONDS + ", 0)"
+    " WHERE id = %(id)s AND quota_limit IS NOT NULL AND " + _AVAILABLE + " >= %(cost)s RETURNING quota_remaining"
 )
 #: Most decoded rows :meth:`PostgresStorage.find` keeps (then the cache starts over).
 MAX_CACHED_ROWS = 4096
@@ -90,7 +107,36 @@ def _record(row: tuple[Any, ...]) -> KeyRecord:
         metadata=json.loads(row[13]),
         rate_limit=row[14],
         public_key=row[15],
+        disabled_at=row[16],
+        allowed_ips=tuple(json.loads(row[17])) if row[17] else (),
+        canary=bool(row[18]),
+        quota=_quota(row),
     )
+
+
+def _quota(row: tuple[Any, ...]) -> Quota | None:
+    if row[19] is None:
+        return None
+    full = len(row) > 22
+    return Quota(
+        int(row[19]),
+        None if row[20] is None else int(row[20]),
+        row[21],
+        remaining=int(row[22]) if full and row[22] is not None else None,
+        refilled_at=from_epoch(row[23]) if full else None,
+    )
+
+
+def _quota_columns(quota: Quota | None, since: datetime) -> dict[str, Any]:
+    """The quota columns of a new or re-set quota, counter included."""
+    remaining, refilled_at = quota_state(quota, since)
+    return {
+        "quota_limit": None if quota is None else quota.limit,
+        "quota_refill_amount": None if quota is None else quota.refill_amount,
+        "quota_refill_interval": None if quota is None else quota.refill_interval,
+        "quota_remaining": remaining,
+        "quota_refilled_at": refilled_at,
+    }
 
 
 def _flag(value: str, name: str) -> bool:
@@ -154,7 +200,8 @@ class PostgresStorage(Storage):
         q = f'"{schema}".' if schema else ""
         self._q = q
         self._find_sql = f"SELECT {_COLUMNS} FROM {q}gridauth_keys WHERE lookup = %s"  # noqa: S608 - fixed names
-        self._get_sql = f"SELECT {_COLUMNS} FROM {q}gridauth_keys WHERE id = %s"  # noqa: S608
+        self._get_sql = f"SELECT {_FULL_COLUMNS} FROM {q}gridauth_keys WHERE id = %s"  # noqa: S608
+        self._spend_sql = _SPEND_SQL.replace("{s}", q)
         self._touch_sql = f"UPDATE {q}gridauth_keys SET last_used_at = %s WHERE id = %s"  # noqa: S608
         # Row tuple -> its record: an unchanged row decodes to the same immutable record object.
         self._rows: dict[tuple[Any, ...], KeyRecord] = {}
@@ -235,9 +282,13 @@ class PostgresStorage(Storage):
         """Insert the key; its ``seq`` comes from the identity column."""
         sql = (
             f"INSERT INTO {self._q}gridauth_keys (id, lookup, name, type, prefix, scopes, environment, owner,"  # noqa: S608
-            " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq"
+            " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key,"
+            " disabled_at, allowed_ips, canary, quota_limit, quota_refill_amount, quota_refill_interval,"
+            " quota_remaining, quota_refilled_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq"
         )
+        quota = _quota_columns(record.quota, record.created_at)
         jsonb = self._jsonb
         try:
             with self._conn() as conn:
@@ -259,13 +310,23 @@ class PostgresStorage(Storage):
                         jsonb(record.metadata),
                         record.rate_limit,
                         record.public_key,
+                        record.disabled_at,
+                        list(record.allowed_ips),
+                        record.canary,
+                        *quota.values(),
                     ),
                 ).fetchone()
         except self._psycopg.errors.UniqueViolation:
             raise KeyExistsError(record.id) from None
         if row is None:  # pragma: no cover - RETURNING always returns the row
             raise StorageError("PostgreSQL storage failed: no seq returned")
-        return dataclasses.replace(record, seq=int(row[0]))
+        stored = dataclasses.replace(record, seq=int(row[0]))
+        if stored.quota is not None:
+            counter = dataclasses.replace(
+                stored.quota, remaining=quota["quota_remaining"], refilled_at=from_epoch(quota["quota_refilled_at"])
+            )
+            stored = dataclasses.replace(stored, quota=counter)
+        return stored
 
     def _with_pending(self, record: KeyRecord) -> KeyRecord:
         used = self._pending.get(record.id)
@@ -310,7 +371,7 @@ class PostgresStorage(Storage):
             clauses.append("seq < %s")
             params.append(before_seq)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        sql = f"SELECT {_COLUMNS} FROM {self._q}gridauth_keys{where} ORDER BY seq DESC LIMIT %s"  # noqa: S608
+        sql = f"SELECT {_FULL_COLUMNS} FROM {self._q}gridauth_keys{where} ORDER BY seq DESC LIMIT %s"  # noqa: S608
         with self._conn() as conn:
             rows = conn.execute(sql, (*params, limit)).fetchall()
         records = [_record(row) for row in rows]
@@ -321,18 +382,22 @@ class PostgresStorage(Storage):
         check_changes(changes)
         if not changes:
             return self.get(key_id)
-        values: list[Any] = []
+        columns: dict[str, Any] = {}
         for name, value in changes.items():
-            if name == "scopes":
+            if name == "quota":
+                columns.update(_quota_columns(value, utcnow()))
+                continue
+            if name in ("scopes", "allowed_ips"):
                 value = list(value)
             elif name == "metadata":
                 value = self._jsonb(value)
-            values.append(value)
+            columns[name] = value
+        values = list(columns.values())
         # Column names come from MUTABLE_FIELDS (checked above); values are bound.
-        assignments = ", ".join(f"{name} = %s" for name in changes)
+        assignments = ", ".join(f"{name} = %s" for name in columns)
         sql = (
             f"UPDATE {self._q}gridauth_keys SET {assignments}, version = version + 1"  # noqa: S608
-            f" WHERE id = %s RETURNING {_COLUMNS}"
+            f" WHERE id = %s RETURNING {_FULL_COLUMNS}"
         )
         with self._conn() as conn:
             row = conn.execute(sql, (*values, key_id)).fetchone()
@@ -340,6 +405,24 @@ class PostgresStorage(Storage):
             return None
         record = _record(row)
         return self._with_pending(record) if self._pending else record
+
+    def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:
+        """One ``UPDATE ... RETURNING`` under the row's lock: refill and take, or take nothing."""
+        with self._conn() as conn:
+            row = conn.execute(self._spend_sql, {"now": now.timestamp(), "cost": cost, "id": record.id}).fetchone()
+            if row is not None:
+                return QuotaUse(True, int(row[0]))
+            row = conn.execute(
+                "SELECT quota_limit, quota_refill_amount, quota_refill_interval, quota_remaining,"  # noqa: S608
+                f" quota_refilled_at FROM {self._q}gridauth_keys WHERE id = %s",
+                (record.id,),
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        seconds = REFILL_SECONDS.get(row[2]) if row[2] else None
+        amount = None if row[1] is None else int(row[1])
+        remaining, _ = refill_now(int(row[0]), amount, seconds, int(row[3]), float(row[4]), now.timestamp())
+        return QuotaUse(False, remaining)
 
     # -- usage ---------------------------------------------------------------
 

@@ -61,6 +61,21 @@ CREATE TABLE {s}gridauth_sessions (
 CREATE INDEX gridauth_sessions_subject ON {s}gridauth_sessions (subject);
 """,
     ),
+    (
+        3,
+        # Disable/enable, address allowlists, quotas (limit, refill and the counter), canary keys.
+        """
+ALTER TABLE {s}gridauth_keys
+    ADD COLUMN disabled_at timestamptz,
+    ADD COLUMN allowed_ips text[] NOT NULL DEFAULT '{{}}',
+    ADD COLUMN canary boolean NOT NULL DEFAULT false,
+    ADD COLUMN quota_limit bigint,
+    ADD COLUMN quota_refill_amount bigint,
+    ADD COLUMN quota_refill_interval text,
+    ADD COLUMN quota_remaining bigint,
+    ADD COLUMN quota_refilled_at double precision;
+""",
+    ),
 )
 
 _VERSION_TABLE = (

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StorageError
-from ..records import KeyRecord
-from .base import Counted, KeyExistsError, Storage, check_changes, from_epoch, to_epoch
+from ..records import REFILL_SECONDS, KeyRecord, Quota, utcnow
+from .base import Counted, KeyExistsError, QuotaUse, Storage, check_changes, from_epoch, quota_state, to_epoch
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -48,6 +48,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
 local seq = redis.call('INCR', KEYS[3])
 local data = string.gsub(ARGV[3], '"seq": 0', '"seq": ' .. seq, 1)
 redis.call('HSET', KEYS[1], 'd', data)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'q', ARGV[4], 'qt', ARGV[5]) end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[4], seq, ARGV[2])
 redis.call('ZADD', KEYS[5], seq, ARGV[2])
@@ -57,7 +58,7 @@ return seq
 _GET = """
 local lookup = redis.call('GET', KEYS[1])
 if not lookup then return {} end
-return redis.call('HMGET', ARGV[1] .. ':rec:' .. lookup, 'd', 'u')
+return redis.call('HMGET', ARGV[1] .. ':rec:' .. lookup, 'd', 'u', 'q', 'qt')
 """
 
 _LIST = """
@@ -70,16 +71,58 @@ end
 local out = {}
 for i, id in ipairs(ids) do
   local lookup = redis.call('GET', ARGV[1] .. ':id:' .. id)
-  if lookup then out[#out + 1] = redis.call('HMGET', ARGV[1] .. ':rec:' .. lookup, 'd', 'u') end
+  if lookup then out[#out + 1] = redis.call('HMGET', ARGV[1] .. ':rec:' .. lookup, 'd', 'u', 'q', 'qt') end
 end
 return out
 """
 
+# ARGV[3]: '' leaves the quota counter alone, '-' deletes it, else it is re-set to ARGV[3], ARGV[4].
 _CAS = """
 if redis.call('HGET', KEYS[1], 'd') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2])
+if ARGV[3] == '-' then redis.call('HDEL', KEYS[1], 'q', 'qt')
+elseif ARGV[3] and ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'q', ARGV[3], 'qt', ARGV[4]) end
 return 1
 """
+
+# spend(rec, key, now, cost) takes cost units of the record's quota, refilled lazily first, as
+# records.refilled() and the SQL of the SQLite backend do. Returns {1, left} or {0, left}.
+_SPEND_FUNCTION = (
+    "local REFILL_SECONDS = {"
+    + ", ".join(f"{name} = {seconds}" for name, seconds in REFILL_SECONDS.items())
+    + "}"
+    + """
+local function spend(quota, key, now, cost)
+  local state = redis.call('HMGET', key, 'q', 'qt')
+  local left, at = tonumber(state[1]), tonumber(state[2])
+  if not left or not at then return nil end
+  local seconds = REFILL_SECONDS[quota['refill_interval']]
+  local amount = tonumber(quota['refill_amount'])
+  if seconds and amount and amount > 0 then
+    local periods = math.floor((now - at) / seconds)
+    if periods > 0 then
+      left = math.min(tonumber(quota['limit']), left + periods * amount)
+      at = at + periods * seconds
+    end
+  end
+  local allowed = 0
+  if left >= cost then left = left - cost; allowed = 1 end
+  redis.call('HSET', key, 'q', left, 'qt', string.format('%.6f', at))
+  return {allowed, left}
+end
+"""
+)
+
+_SPEND = (
+    _SPEND_FUNCTION
+    + """
+local d = redis.call('HGET', KEYS[1], 'd')
+if not d then return {} end
+local rec = cjson.decode(d)
+if type(rec['quota']) ~= 'table' then return {} end
+return spend(rec['quota'], KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])) or {}
+"""
+)
 
 # The hot path of an API key with Redis rate limits, in one round trip. ARGV: now (epoch
 # seconds, as written to ``u``), the touch interval, the record type and lookup that are
@@ -95,7 +138,8 @@ if not pair[1] then return {} end
 local ok, rec = pcall(cjson.decode, pair[1])
 local now = tonumber(ARGV[1])
 if not ok or type(rec) ~= 'table' or rec['type'] ~= ARGV[3] or rec['lookup'] ~= ARGV[4]
-    or type(rec['id']) ~= 'string' or rec['revoked_at'] ~= cjson.null then
+    or type(rec['id']) ~= 'string' or rec['revoked_at'] ~= cjson.null
+    or (rec['disabled_at'] ~= nil and rec['disabled_at'] ~= cjson.null) or rec['canary'] == true then
   return {pair[1], pair[2]}
 end
 local expires = rec['expires_at']
@@ -142,16 +186,47 @@ def _dump(record: KeyRecord) -> str:
             "metadata": record.metadata,
             "rate_limit": record.rate_limit,
             "public_key": record.public_key,
+            "disabled_at": to_epoch(record.disabled_at),
+            "allowed_ips": list(record.allowed_ips),
+            "canary": record.canary,
+            "quota": None if record.quota is None else _quota_dump(record.quota),
         }
     )
 
 
+def _quota_dump(quota: Quota) -> dict[str, Any]:
+    return {"limit": quota.limit, "refill_amount": quota.refill_amount, "refill_interval": quota.refill_interval}
+
+
+def _quota_counter(quota: Quota | None, since: datetime) -> tuple[str, str]:
+    """``q`` and ``qt`` of a new or re-set quota as script arguments; ``('-', '')`` for none."""
+    remaining, refilled_at = quota_state(quota, since)
+    if remaining is None or refilled_at is None:
+        return "-", ""
+    return str(remaining), f"{refilled_at:.6f}"
+
+
 def _load(pair: list[bytes | None] | None) -> KeyRecord | None:
-    """A record from ``[d, u]`` as HMGET returns them."""
+    """A record from ``[d, u]`` (or ``[d, u, q, qt]``, with the quota counter) as HMGET returns them.
+
+    Fields added in 0.2 take their defaults in a record written by 0.1.
+    """
     if not pair or pair[0] is None:
         return None
     data = json.loads(pair[0])
     used = pair[1]
+    quota = None
+    spec = data.get("quota")
+    if spec:
+        left = pair[2] if len(pair) > 2 else None
+        at = pair[3] if len(pair) > 3 else None
+        quota = Quota(
+            spec["limit"],
+            spec["refill_amount"],
+            spec["refill_interval"],
+            remaining=None if left is None else int(left),
+            refilled_at=None if at is None else datetime.fromtimestamp(float(at), UTC),
+        )
     return KeyRecord(
         seq=data["seq"],
         id=data["id"],
@@ -169,6 +244,10 @@ def _load(pair: list[bytes | None] | None) -> KeyRecord | None:
         metadata=data["metadata"],
         rate_limit=data["rate_limit"],
         public_key=data["public_key"],
+        disabled_at=from_epoch(data.get("disabled_at")),
+        allowed_ips=tuple(data.get("allowed_ips") or ()),
+        canary=bool(data.get("canary", False)),
+        quota=quota,
     )
 
 
@@ -248,6 +327,7 @@ class RedisStorage(Storage):
         self._list = client.register_script(_LIST)
         self._cas = client.register_script(_CAS)
         self._find_count = client.register_script(_FIND_COUNT)
+        self._spend = client.register_script(_SPEND)
 
     def _rec_key(self, lookup: str) -> str:
         """The hash of the key whose lookup this is."""
@@ -284,12 +364,18 @@ class RedisStorage(Storage):
             self.key("owner", record.owner),
             self.key("all"),
         ]
-        seq = int(self._add(keys=keys, args=[record.lookup, record.id, _dump(dataclasses.replace(record, seq=0))]))
+        left, at = _quota_counter(record.quota, record.created_at)
+        args = [record.lookup, record.id, _dump(dataclasses.replace(record, seq=0)), "" if left == "-" else left, at]
+        seq = int(self._add(keys=keys, args=args))
         if seq == 0:
             raise KeyExistsError(record.id)
         if record.last_used_at is not None:
             self.client.hset(keys[0], "u", repr(record.last_used_at.timestamp()))
-        return dataclasses.replace(record, seq=seq)
+        stored = dataclasses.replace(record, seq=seq)
+        if stored.quota is not None:
+            quota = dataclasses.replace(stored.quota, remaining=int(left), refilled_at=from_epoch(float(at)))
+            stored = dataclasses.replace(stored, quota=quota)
+        return stored
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The key with this id, in one round trip."""
@@ -309,7 +395,7 @@ class RedisStorage(Storage):
         records = self._records
         record = records.get(pair)
         if record is None:
-            record = _load(reply)
+            record = _load(list(pair))
             if record is None:  # pragma: no cover - _load returns None only without d
                 return None
             if len(records) >= MAX_CACHED_RECORDS:
@@ -363,9 +449,24 @@ class RedisStorage(Storage):
             if record is None:
                 return None
             updated = dataclasses.replace(record, **changes)
-            if not changes or self._cas(keys=[self._rec_key(record.lookup)], args=[pair[0], _dump(updated)]):
+            counter: tuple[str, str] = ("", "")
+            if "quota" in changes:
+                counter = _quota_counter(updated.quota, utcnow())
+                quota = updated.quota
+                if quota is not None:
+                    refilled_at = from_epoch(float(counter[1]))
+                    quota = dataclasses.replace(quota, remaining=int(counter[0]), refilled_at=refilled_at)
+                updated = dataclasses.replace(updated, quota=quota)
+            if not changes or self._cas(keys=[self._rec_key(record.lookup)], args=[pair[0], _dump(updated), *counter]):
                 return updated
         raise StorageError("Redis storage failed: too many concurrent updates of one key")
+
+    def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:
+        """One script: refill lazily and take the units, or take none, atomically."""
+        reply = self._spend(keys=[self._rec_key(record.lookup)], args=[repr(now.timestamp()), cost])
+        if not reply:
+            return None
+        return QuotaUse(bool(int(reply[0])), int(reply[1]))
 
     def touch(self, record: KeyRecord, when: datetime) -> None:
         """One ``HSET`` of ``u``: it never rewrites ``d``, so it cannot undo a revocation."""

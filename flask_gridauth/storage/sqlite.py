@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ConfigurationError, StorageError
-from ..records import KeyRecord
-from .base import KeyExistsError, Storage, check_changes, from_epoch, to_epoch
+from ..records import REFILL_SECONDS, KeyRecord, Quota, utcnow
+from .base import KeyExistsError, QuotaUse, Storage, check_changes, from_epoch, quota_state, refill_now, to_epoch
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -66,9 +66,42 @@ CREATE TABLE IF NOT EXISTS gridauth_seen (
 ) WITHOUT ROWID;
 """
 
+#: Schema changes since 0.1, in order: ``PRAGMA user_version`` counts how many a file has had.
+#: A 0.1 file (version 0) gains the columns on first open; append, never edit, an entry.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: disable/enable, address allowlists, quotas (limit, refill, and the counter), canary keys.
+    (
+        "ALTER TABLE gridauth_keys ADD COLUMN disabled_at REAL",
+        "ALTER TABLE gridauth_keys ADD COLUMN allowed_ips TEXT",
+        "ALTER TABLE gridauth_keys ADD COLUMN canary INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE gridauth_keys ADD COLUMN quota_limit INTEGER",
+        "ALTER TABLE gridauth_keys ADD COLUMN quota_refill_amount INTEGER",
+        "ALTER TABLE gridauth_keys ADD COLUMN quota_refill_interval TEXT",
+        "ALTER TABLE gridauth_keys ADD COLUMN quota_remaining INTEGER",
+        "ALTER TABLE gridauth_keys ADD COLUMN quota_refilled_at REAL",
+    ),
+)
+
 _COLUMNS = (
     "seq, id, lookup, name, type, prefix, scopes, environment, owner,"
-    " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key"
+    " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key,"
+    " disabled_at, allowed_ips, canary, quota_limit, quota_refill_amount, quota_refill_interval"
+)
+#: The record's columns plus the quota counter, which the hot path does not read (it changes on every use).
+_FULL_COLUMNS = _COLUMNS + ", quota_remaining, quota_refilled_at"
+_INTERVAL_SECONDS = (
+    "(CASE quota_refill_interval "
+    + " ".join(f"WHEN '{name}' THEN {seconds}" for name, seconds in REFILL_SECONDS.items())
+    + " END)"
+)
+# Whole refill intervals since the last refill (0 without refill), and the units available now.
+_PERIODS = f"IFNULL(MAX(0, CAST((:now - quota_refilled_at) / {_INTERVAL_SECONDS} AS INTEGER)), 0)"
+_AVAILABLE = f"MIN(quota_limit, quota_remaining + {_PERIODS} * IFNULL(quota_refill_amount, 0))"
+#: One statement, so atomic across threads and processes: refill lazily, then take the units if enough.
+_SPEND_SQL = (
+    f"UPDATE gridauth_keys SET quota_remaining = {_AVAILABLE} - :cost,"  # noqa: S608 - fixed SQL
+    f" quota_refilled_at = quota_refilled_at + {_PERIODS} * IFNULL({_INTERVAL_SECONDS}, 0)"
+    f" WHERE id = :id AND quota_limit IS NOT NULL AND {_AVAILABLE} >= :cost RETURNING quota_remaining"
 )
 #: Seconds between two writes of gathered ``last_used_at`` refreshes.
 TOUCH_FLUSH_INTERVAL = 1.0
@@ -76,11 +109,20 @@ _TOUCH_SQL = "UPDATE gridauth_keys SET last_used_at = ? WHERE id = ?"
 _FIND_SQL = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE lookup = ?"  # noqa: S608 - fixed columns
 #: Most decoded rows :meth:`SQLiteStorage.find` keeps (then the cache starts over).
 MAX_CACHED_ROWS = 4096
-_TIME_FIELDS = frozenset({"expires_at", "revoked_at"})
-_JSON_FIELDS = frozenset({"scopes", "metadata"})
+_TIME_FIELDS = frozenset({"expires_at", "revoked_at", "disabled_at"})
+_JSON_FIELDS = frozenset({"scopes", "metadata", "allowed_ips"})
 
 
 def _record(row: tuple[Any, ...]) -> KeyRecord:
+    quota = None
+    if row[19] is not None:
+        quota = Quota(
+            row[19],
+            row[20],
+            row[21],
+            remaining=row[22] if len(row) > 22 else None,
+            refilled_at=from_epoch(row[23]) if len(row) > 23 else None,
+        )
     return KeyRecord(
         seq=row[0],
         id=row[1],
@@ -98,6 +140,10 @@ def _record(row: tuple[Any, ...]) -> KeyRecord:
         metadata=json.loads(row[13]),
         rate_limit=row[14],
         public_key=row[15],
+        disabled_at=from_epoch(row[16]),
+        allowed_ips=tuple(json.loads(row[17])) if row[17] else (),
+        canary=bool(row[18]),
+        quota=quota,
     )
 
 
@@ -107,6 +153,18 @@ def sqlite_path(uri: str, instance_path: str) -> str:
     if not path:
         raise ConfigurationError("a SQLite storage URI looks like sqlite:///relative/path.db or sqlite:////abs/path.db")
     return path if os.path.isabs(path) else os.path.join(instance_path, path)
+
+
+def _quota_columns(quota: Quota | None, since: datetime) -> dict[str, Any]:
+    """The quota columns of a new or re-set quota, counter included."""
+    remaining, refilled_at = quota_state(quota, since)
+    return {
+        "quota_limit": None if quota is None else quota.limit,
+        "quota_refill_amount": None if quota is None else quota.refill_amount,
+        "quota_refill_interval": None if quota is None else quota.refill_interval,
+        "quota_remaining": remaining,
+        "quota_refilled_at": refilled_at,
+    }
 
 
 class SQLiteStorage(Storage):
@@ -178,11 +236,30 @@ class SQLiteStorage(Storage):
                 if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(_SCHEMA)
+                self._migrate(conn)
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.01)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Bring a file made by an older version up to :data:`MIGRATIONS`, once, whoever gets there first."""
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another process may have just migrated the file.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {max(version, len(MIGRATIONS))}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -213,10 +290,13 @@ class SQLiteStorage(Storage):
         """Insert the key; its ``seq`` is the row id."""
         try:
             with self._write() as conn:
+                quota = _quota_columns(record.quota, record.created_at)
                 cur = conn.execute(
                     "INSERT INTO gridauth_keys (id, lookup, name, type, prefix, scopes, environment, owner,"
-                    " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key,"
+                    " disabled_at, allowed_ips, canary, quota_limit, quota_refill_amount, quota_refill_interval,"
+                    " quota_remaining, quota_refilled_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.id,
                         record.lookup,
@@ -233,6 +313,10 @@ class SQLiteStorage(Storage):
                         json.dumps(record.metadata),
                         record.rate_limit,
                         record.public_key,
+                        to_epoch(record.disabled_at),
+                        json.dumps(list(record.allowed_ips)),
+                        int(record.canary),
+                        *quota.values(),
                     ),
                 )
                 seq = int(cur.lastrowid or 0)
@@ -240,11 +324,20 @@ class SQLiteStorage(Storage):
             if "UNIQUE" in str(exc):
                 raise KeyExistsError(record.id) from None
             raise
-        return dataclasses.replace(record, seq=seq)
+        return self._full(dataclasses.replace(record, seq=seq), record.created_at)
+
+    @staticmethod
+    def _full(record: KeyRecord, since: datetime) -> KeyRecord:
+        """``record`` with the counter its quota was just stored with."""
+        if record.quota is None:
+            return record
+        remaining, refilled_at = quota_state(record.quota, since)
+        quota = dataclasses.replace(record.quota, remaining=remaining, refilled_at=from_epoch(refilled_at))
+        return dataclasses.replace(record, quota=quota)
 
     def _one(self, where: str, value: str) -> KeyRecord | None:
         # ``where`` is one of two fixed column names, never caller input.
-        sql = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE {where} = ?"  # noqa: S608
+        sql = f"SELECT {_FULL_COLUMNS} FROM gridauth_keys WHERE {where} = ?"  # noqa: S608
         row = self._conn.execute(sql, (value,)).fetchone()
         return None if row is None else _record(row)
 
@@ -287,7 +380,7 @@ class SQLiteStorage(Storage):
             clauses.append("seq < ?")
             params.append(before_seq)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        sql = f"SELECT {_COLUMNS} FROM gridauth_keys{where} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - fixed clauses
+        sql = f"SELECT {_FULL_COLUMNS} FROM gridauth_keys{where} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - fixed clauses
         rows = self._conn.execute(sql, (*params, limit)).fetchall()
         records = [_record(row) for row in rows]
         return [self._with_pending(r) for r in records] if self._pending else records
@@ -296,19 +389,40 @@ class SQLiteStorage(Storage):
         """Change the named fields in one statement."""
         check_changes(changes)
         if changes:
-            values = []
+            columns: dict[str, Any] = {}
             for name, value in changes.items():
+                if name == "quota":
+                    columns.update(_quota_columns(value, utcnow()))
+                    continue
                 if name in _TIME_FIELDS:
                     value = to_epoch(value)
                 elif name in _JSON_FIELDS:
-                    value = json.dumps(list(value) if name == "scopes" else value)
-                values.append(value)
+                    value = json.dumps(value if name == "metadata" else list(value))
+                columns[name] = value
+            values = list(columns.values())
             # Column names come from MUTABLE_FIELDS (checked above); values are bound.
-            assignments = ", ".join(f"{name} = ?" for name in changes)
+            assignments = ", ".join(f"{name} = ?" for name in columns)
             sql = f"UPDATE gridauth_keys SET {assignments} WHERE id = ?"  # noqa: S608
             with self._write() as conn:
                 conn.execute(sql, (*values, key_id))
         return self.get(key_id)
+
+    def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:
+        """One ``UPDATE ... RETURNING``: refill and take, or take nothing, atomically."""
+        conn = self._conn
+        row = conn.execute(_SPEND_SQL, {"now": now.timestamp(), "cost": cost, "id": record.id}).fetchone()
+        if row is not None:
+            return QuotaUse(True, int(row[0]))
+        row = conn.execute(
+            "SELECT quota_limit, quota_refill_amount, quota_refill_interval, quota_remaining, quota_refilled_at"
+            " FROM gridauth_keys WHERE id = ?",
+            (record.id,),
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        seconds = REFILL_SECONDS.get(row[2]) if row[2] else None
+        remaining, _ = refill_now(row[0], row[1], seconds, int(row[3]), float(row[4]), now.timestamp())
+        return QuotaUse(False, remaining)
 
     def touch(self, record: KeyRecord, when: datetime) -> None:
         """Set ``last_used_at``: a first use at once, a refresh with the next flush (see the module docstring)."""

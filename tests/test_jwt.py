@@ -644,3 +644,65 @@ def test_jwt_user_without_admin_cannot_manage_keys(client: Any, rsa: SigningKey)
     reader = auth(rsa.sign(clerk_claims(permissions=["read"])))
     response = client.post("/api/v1/api-keys", json={"name": "x", "scopes": ["read"]}, headers=reader)
     assert response.status_code == 403
+
+
+# -- PyJWT does the validation ----------------------------------------------------------------------------------------
+
+
+def test_pyjwt_decode_complete_validates(client: Any, rsa: SigningKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each accepted token went through PyJWT's decode_complete with the issuer's rules and exp/iss/sub required."""
+    from flask_gridauth.credentials import jwt as jwtmod
+
+    calls: list[dict[str, Any]] = []
+    real = jwtmod._DECODER.decode_complete
+
+    def spy(token: str, key: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(token, key, **kwargs)
+
+    monkeypatch.setattr(jwtmod._DECODER, "decode_complete", spy)
+    assert client.get("/items", headers=auth(rsa.sign(clerk_claims()))).status_code == 200
+    assert client.get("/items", headers=auth(jwt.encode(supa_claims(), SUPA_SECRET, "HS256"))).status_code == 200
+    assert [(c["algorithms"], c["issuer"], c["audience"]) for c in calls] == [
+        (["RS256"], CLERK, frozenset({"gridapi"})),
+        (["HS256"], SUPA, frozenset({"authenticated"})),
+    ]
+    assert all(set(c["options"]["require"]) == {"exp", "iss", "sub"} for c in calls)
+
+
+def test_pyjwt_failure_is_the_generic_401(client: Any, rsa: SigningKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever PyJWT refuses (here: an immature token it alone checks) is the generic 401, never a 500."""
+    from flask_gridauth.credentials import jwt as jwtmod
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
+
+    monkeypatch.setattr(jwtmod._DECODER, "decode_complete", refuse)
+    assert_generic_401(client.get("/items", headers=auth(rsa.sign(clerk_claims()))))
+
+
+def test_aud_is_ignored_when_the_issuer_names_none(client: Any) -> None:
+    """An issuer without ``audience`` accepts a token that carries one (PyJWT alone would refuse it)."""
+    token = jwt.encode(clerk_claims(iss=OTHER, aud="anything"), OTHER_SECRET, "HS256")
+    assert client.get("/items", headers=auth(token)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("claims", "status"),
+    [
+        ({"aud": ["other", "gridapi"]}, 200),
+        ({"aud": ["other", 7]}, 401),
+        ({"iat": 0.5, "nbf": 20}, 200),  # in the future, inside the 30 s leeway
+        ({"exp": -20}, 200),  # expired, but inside the leeway
+        ({"exp": float("nan")}, 401),
+        ({"nbf": "0"}, 401),
+    ],
+)
+def test_claims_through_pyjwt(client: Any, rsa: SigningKey, claims: dict[str, Any], status: int) -> None:
+    """Audience lists, float times and the leeway work as before the move to PyJWT; odd types are refused."""
+    now = time.time()  # time claims are given relative to now, so a slow run cannot age them
+    timed = {
+        k: now + v if k in ("exp", "nbf", "iat") and isinstance(v, float | int) and v == v else v
+        for k, v in claims.items()
+    }
+    assert client.get("/items", headers=auth(rsa.sign(clerk_claims(**timed)))).status_code == status

@@ -1,10 +1,13 @@
 """JWT sign-in: verify a token from one of the configured issuers and build its principal.
 
-Each token is parsed once. Its unverified ``iss`` picks the issuer by exact
-match; that issuer alone then fixes the accepted algorithms, the key (its
-shared secret, or its JWKS by ``kid``) and the claim rules. Claims are checked
-before the signature so an expired or foreign token never costs a JWKS fetch;
-every failure is the same generic 401, so the order reveals nothing.
+Cheap checks come first and are ours: the size and shape, the header, the
+unverified ``iss`` that picks the issuer by exact match, the algorithm (one of
+that issuer's), the types of the time claims, ``exp`` (so an expired token
+never costs a JWKS fetch), and the key (the issuer's shared
+secret, or its JWKS by ``kid``, from our cache). PyJWT's ``decode_complete``
+then verifies the signature and the registered claims (``exp``, ``nbf``,
+``iat``, ``iss``, ``aud``, with the issuer's leeway). Every failure is the
+same generic 401, so the order reveals nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn, TypeGuard
 
-from jwt.algorithms import Algorithm, get_default_algorithms
+from jwt import PyJWT, PyJWTError
 
 from .. import config as c
 from ..errors import ConfigurationError, Unauthorized
@@ -52,9 +55,15 @@ ALL_SCOPES = ("admin", "write", "read")
 #: owner names follow the same rule as key names.
 MAX_SUBJECT_LENGTH = MAX_NAME
 
-_ALGORITHMS: dict[str, Algorithm] = {
-    name: algorithm for name, algorithm in get_default_algorithms().items() if name in SUPPORTED_ALGORITHMS
-}
+#: Registered claims every token must carry (``sub`` too: it names the owner).
+REQUIRED_CLAIMS = ("exp", "iss", "sub")
+#: Claims that must be a NumericDate when present. PyJWT reads them with ``int()``,
+#: which would take ``"1700000000"`` or ``true``; RFC 7519 says a JSON number.
+TIME_CLAIMS = ("exp", "nbf", "iat")
+
+_DECODER = PyJWT()
+_OPTIONS_WITH_AUD: Any = {"require": list(REQUIRED_CLAIMS), "verify_aud": True}
+_OPTIONS_WITHOUT_AUD: Any = {"require": list(REQUIRED_CLAIMS), "verify_aud": False}
 _JWT_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
@@ -116,11 +125,11 @@ class JWTVerifier:
         """
         if len(token) > MAX_CREDENTIAL_LENGTH or not _JWT_RE.fullmatch(token):
             _reject("malformed")
-        header_b64, payload_b64, signature_b64 = token.split(".")
+        header_b64, payload_b64, _ = token.split(".")
         try:
+            # Parsed here for routing and the cheap checks; PyJWT parses and verifies again.
             header = json.loads(_b64decode(header_b64))
             payload = json.loads(_b64decode(payload_b64))
-            signature = _b64decode(signature_b64)
         except (ValueError, binascii.Error, RecursionError):  # JSON and UTF-8 errors are ValueErrors
             _reject("malformed")
         if type(header) is not dict or type(payload) is not dict:
@@ -141,7 +150,13 @@ class JWTVerifier:
         if kid is not None and type(kid) is not str:
             _reject("malformed kid", issuer)
 
-        subject = _check_claims(payload, issuer, time.time())
+        for claim in TIME_CLAIMS:
+            if claim in payload and not _is_time(payload[claim]):
+                _reject(f"malformed {claim}", issuer)
+        # Before the key is looked up, so an expired token never costs a JWKS fetch;
+        # PyJWT checks exp again, with every other claim, once the signature holds.
+        if "exp" in payload and payload["exp"] <= time.time() - issuer.leeway:
+            _reject("expired", issuer)
 
         key: Any = issuer.secret
         if issuer.jwks is not None:  # start-up made sure an issuer has exactly one of the two
@@ -150,11 +165,21 @@ class JWTVerifier:
                 _reject("key does not fit the algorithm", issuer)
             key = found.key
         try:
-            valid = _ALGORITHMS[alg].verify((header_b64 + "." + payload_b64).encode("ascii"), key, signature)
-        except (ValueError, TypeError):
-            valid = False
-        if not valid:
-            _reject("bad signature", issuer)
+            decoded = _DECODER.decode_complete(
+                token,
+                key,
+                algorithms=[alg],
+                options=_OPTIONS_WITHOUT_AUD if issuer.audience is None else _OPTIONS_WITH_AUD,
+                audience=issuer.audience,
+                issuer=issuer.name,
+                leeway=issuer.leeway,
+            )
+        except PyJWTError as exc:
+            _reject(_reason(exc), issuer)
+        except (ValueError, TypeError):  # a key PyJWT cannot use for this algorithm
+            _reject("key does not fit the algorithm", issuer)
+        payload = decoded["payload"]
+        subject = _subject(payload.get("sub"), issuer)
         owner = issuer.owner_prefix + subject
         if len(owner) > MAX_SUBJECT_LENGTH:
             _reject("sub too long once the issuer's owner_prefix is added", issuer)
@@ -203,34 +228,14 @@ def _is_time(value: object) -> TypeGuard[int | float]:
     return type(value) is float and math.isfinite(value)
 
 
-def _check_claims(payload: dict[str, Any], issuer: Issuer, now: float) -> str:
-    """Check ``exp`` (required), ``nbf``, ``iat``, ``aud`` and ``sub``; the subject."""
-    leeway = issuer.leeway
-    exp = payload.get("exp")
-    if not _is_time(exp):
-        _reject("missing or malformed exp", issuer)
-    if exp <= now - leeway:
-        _reject("expired", issuer)
-    if "nbf" in payload:
-        nbf = payload["nbf"]
-        if not _is_time(nbf) or nbf > now + leeway:
-            _reject("not yet valid", issuer)
-    if "iat" in payload:
-        iat = payload["iat"]
-        if not _is_time(iat) or iat > now + leeway:
-            _reject("issued in the future", issuer)
-    if issuer.audience is not None:
-        aud = payload.get("aud")
-        if type(aud) is str:
-            accepted = aud in issuer.audience
-        elif type(aud) is list:
-            accepted = any(type(a) is str and a in issuer.audience for a in aud)
-        else:
-            accepted = False
-        if not accepted:
-            _reject("wrong audience", issuer)
-    sub = payload.get("sub")
-    # An owner name: printable, no surrounding whitespace (a log line or a key listing can show it).
+def _reason(exc: PyJWTError) -> str:
+    """A fixed string for the log: PyJWT's class name, never its message (which may quote the token)."""
+    return "PyJWT: " + type(exc).__name__
+
+
+def _subject(sub: object, issuer: Issuer) -> str:
+    """The ``sub`` as an owner name: printable, 1-200 characters, no surrounding whitespace."""
+    # A log line or a key listing can show it.
     if type(sub) is not str or not 0 < len(sub) <= MAX_SUBJECT_LENGTH or not sub.isprintable() or sub != sub.strip():
         _reject("missing or malformed sub", issuer)
     return sub

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, request
 
 from flask_gridauth import GridAuth, public
+from flask_gridauth.errors import ErrorInfo
 
 app = Flask(__name__)
 # --- gridauth configuration
@@ -28,6 +29,14 @@ app.config.update(
     GRIDAUTH_RATELIMIT_TOKEN="60/minute",
 )
 auth = GridAuth(app)
+
+
+@auth.error_handler
+def detail(error: ErrorInfo) -> tuple[dict[str, str], int]:
+    """Grip's error body: ``{"detail": "Authentication required"}``."""
+    return {"detail": error.message}, error.status
+
+
 # --- end of gridauth configuration
 
 

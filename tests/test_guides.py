@@ -91,7 +91,7 @@ def run_section(
         status, body = run_curl(command, base_url, env)
         assert status == expected, (command, status, body)
         if status >= 400:
-            assert body["object"] == "error" and body["status"] == status, body
+            assert body.get("detail") or (body["object"] == "error" and body["status"] == status), body
         if key_var and isinstance(body, dict) and "raw_key" in body:
             env[key_var] = body["raw_key"]
         bodies.append(body)
@@ -214,7 +214,7 @@ def test_grip_guide(start: Callable[..., Server], tmp_path: Path) -> None:
     env = client_env(GRIP_API_TOKEN=token)
     bodies = run_section(SINGLE, GRIP, server.url, env, [200, 200, 200, 401, 401])
     assert bodies[0] == {"reply": "You said: What time is it?"}
-    assert bodies[3]["message"] == "Authentication required"
+    assert bodies[3] == bodies[4] == {"detail": "Authentication required"}
     assert "You said: List files in the workspace" in run_client("grip_chat.py", server.url, env, tmp_path)
     assert "You said: Analyze this repository" in run_client("grip_chat.mjs", server.url, env, tmp_path)
     assert server.stderr().count(token) == 1  # the banner, and never again

@@ -91,16 +91,23 @@ def report_leak(
     url: str | None = None,
     source: str | None = None,
 ) -> KeyRecord:
-    """Revoke (``action="revoke"``) or only report a key found leaked; returns the record after it."""
+    """Revoke (``action="revoke"``) or only report a key found leaked; returns the record after it.
+
+    A canary key is never revoked, whatever ``action`` says: it exists to be
+    stolen, it authorises nothing, and its next use must still raise the alarm.
+    """
+    if record.canary:
+        action = "notify"
     if action == "revoke" and record.revoked_at is None:
         record = state.keys.revoke(record.id)
     logger.warning(
-        "leaked key reported: id=%s prefix=%s owner=%s via=%s action=%s url=%r source=%r",
+        "leaked key reported: id=%s prefix=%s owner=%s via=%s action=%s canary=%s url=%r source=%r",
         record.id,
         record.prefix,
         record.owner,
         via,
         action,
+        record.canary,
         url,
         source,
     )

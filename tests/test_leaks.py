@@ -13,8 +13,9 @@ from flask import Flask
 
 from flask_gridauth import signals
 from flask_gridauth.errors import ConfigurationError
-from flask_gridauth.keys import generate_key
+from flask_gridauth.keys import display_prefix, generate_key, hash_key
 from flask_gridauth.leaks import EXTENSION_KEY
+from flask_gridauth.records import KeyRecord, new_key_id, utcnow
 
 from .conftest import BACKENDS, bearer, build_app, create_key, storage_uri_for
 from .github_server import AlertKey, GitHubKeysServer
@@ -450,3 +451,36 @@ def test_second_app_without_secret_scanning_stays_off(tmp_path: Any, github: Git
     github.set_keys(signed)
     assert _send(on, signed, generate_key("grd")).status_code == 200
     assert _send(off, signed, generate_key("grd")).status_code == 404
+
+
+def _canary(app: Flask) -> tuple[str, str]:
+    """A canary key stored directly (the create route's ``canary`` field belongs to another change): id and raw key."""
+    raw = generate_key("grd")
+    record = KeyRecord(
+        id=new_key_id(),
+        name="tripwire",
+        type="api_key",
+        lookup=hash_key(raw),
+        prefix=display_prefix(raw, "grd"),
+        scopes=("read",),
+        environment="live",
+        owner="alice",
+        created_at=utcnow(),
+        canary=True,
+    )
+    with app.app_context():
+        app.extensions["gridauth"].storage.add(record)
+    return record.id, raw
+
+
+def test_canary_is_reported_never_revoked(leak_app: Flask, github_key: AlertKey, leaked: list[dict[str, Any]]) -> None:
+    """A leaked canary is a true positive and is reported by both routes, but stays unrevoked as a tripwire."""
+    key_id, raw = _canary(leak_app)
+    assert _send(leak_app, github_key, raw).get_json()[0]["label"] == "true_positive"
+    assert _revoke(leak_app, [raw]).status_code == 202
+    with leak_app.app_context():
+        assert leak_app.extensions["gridauth"].keys.get(key_id).revoked_at is None
+    assert [(r["key"].id, r["via"], r["action"]) for r in leaked] == [
+        (key_id, "secret_scanning", "notify"),
+        (key_id, "revoke_leaked", "notify"),
+    ]

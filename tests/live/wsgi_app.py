@@ -32,7 +32,6 @@ def _wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
         delay = 0.0
     if math.isfinite(delay) and delay > 0:
         time.sleep(min(delay, MAX_DELAY))
-        time.sleep(delay)
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         return start_response(status, [*headers, _pid_header], exc_info)

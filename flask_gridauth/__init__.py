@@ -1,6 +1,6 @@
 """flask_gridauth: API keys, JWTs, signed requests and a bootstrap token for Flask."""
 
-from .blueprint import api_keys_blueprint
+from .blueprint import api_keys_blueprint, make_api_keys_blueprint
 from .dashboard import dashboard_blueprint
 from .errors import (
     ConfigurationError,
@@ -22,7 +22,7 @@ from .limiter import gridauth_key
 from .management import KeyManager
 from .principal import Principal, current_principal
 from .records import KeyRecord
-from .scopes import public, require_any_scope, require_kind, require_scope
+from .scopes import public, require_any_scope, require_kind, require_manage_scope, require_scope
 from .signals import authentication_failed, key_created, key_leaked, key_revoked, key_rotated
 
 __version__ = "0.1.0"
@@ -55,8 +55,10 @@ __all__ = [
     "key_leaked",
     "key_revoked",
     "key_rotated",
+    "make_api_keys_blueprint",
     "public",
     "require_any_scope",
     "require_kind",
+    "require_manage_scope",
     "require_scope",
 ]

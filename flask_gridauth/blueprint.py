@@ -12,9 +12,10 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
@@ -26,12 +27,9 @@ from .principal import Principal, current_principal
 from .records import KeyRecord
 from .responses import own_errors, render_error
 from .schema import MAX_CURSOR, check_limit
-from .scopes import authenticated, public, require_scope
+from .scopes import authenticated, public, require_manage_scope
 
 logger = logging.getLogger("flask_gridauth")
-
-api_keys_blueprint = Blueprint("gridauth", __name__)
-register_leak_routes(api_keys_blueprint)  # POST /secret-scanning and POST /api-keys/revoke-leaked
 
 
 #: Largest body a management route reads; real bodies are a few hundred bytes.
@@ -45,14 +43,12 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # -- error rendering ---------------------------------------------------------
 
 
-@api_keys_blueprint.errorhandler(StorageError)
 def _storage_error(exc: StorageError) -> Any:
     """Storage down while managing keys: fail closed with 503."""
     logger.error("storage unavailable in %s: %s", request.endpoint, exc)
     return render_error(Unavailable())
 
 
-@api_keys_blueprint.errorhandler(500)
 def _internal_error(exc: HTTPException) -> Any:
     """An unexpected failure still answers JSON, without a stack trace."""
     response = jsonify(error_body(500, "internal_error", "Internal server error"))
@@ -123,6 +119,21 @@ def scope_owner(principal: Principal) -> str | None:
     return None if principal.is_superuser else principal.owner
 
 
+def _location(key_id: str, *, replacing: str | None = None) -> str:
+    """Where the new key lives, from the URL this request came to: no ``url_for``.
+
+    An app may mount our views under URLs of its own (a second rule for the same
+    view); the key is already created by then, so nothing here may fail and lose
+    its raw key. The collection is the request path (``.../api-keys``), or, for a
+    rotation, the path before the old key's id (``.../api-keys/<old id>/rotate``).
+    """
+    path = request.path.rstrip("/")
+    if replacing is not None:
+        cut = path.rfind(f"/{replacing}")
+        path = path[:cut] if cut >= 0 else path.rpartition("/")[0]
+    return f"{request.script_root}{path}/{key_id}"
+
+
 def _created_headers(location: str, raw_key: str | None) -> dict[str, str]:
     """``Location``, and ``Cache-Control: no-store`` on a response that shows a raw key (RFC 9111)."""
     headers = {"Location": location}
@@ -176,7 +187,6 @@ def read_cursor(cursor: str, owner: str | None) -> int:
 # -- routes ------------------------------------------------------------------
 
 
-@api_keys_blueprint.get("/health")
 @describe(summary="Whether storage answers", ok=(200, "Health", "Storage answers."), errors=("503",))
 @public
 def health() -> tuple[dict[str, Any], int]:
@@ -188,7 +198,6 @@ def health() -> tuple[dict[str, Any], int]:
     return {"status": "ok"}, 200
 
 
-@api_keys_blueprint.get("/openapi.json")
 @describe(summary="This document", ok=(200, "OpenAPI", "The OpenAPI document."))
 @public
 def openapi() -> Response:
@@ -196,19 +205,11 @@ def openapi() -> Response:
     rule = request.url_rule.rule if request.url_rule is not None else "/openapi.json"
     prefix = rule[: -len("/openapi.json")]
     document = openapi_document(
-        current_app, request.blueprint or api_keys_blueprint.name, prefix, server=request.script_root + prefix or "/"
+        current_app, request.blueprint or "", prefix, server=request.script_root + prefix or "/"
     )
     return jsonify(document)
 
 
-def default_document() -> dict[str, Any]:
-    """The document of ``api_keys_blueprint`` mounted at ``/api/v1`` in a bare app (for the docs)."""
-    app = Flask("flask_gridauth.openapi")
-    app.register_blueprint(api_keys_blueprint, url_prefix=DEFAULT_SERVER)
-    return openapi_document(app, api_keys_blueprint.name, DEFAULT_SERVER)
-
-
-@api_keys_blueprint.get("/me")
 @describe(summary="The caller (any valid credential)", ok=(200, "Principal", "The principal."))
 @authenticated
 def me() -> dict[str, Any]:
@@ -216,29 +217,26 @@ def me() -> dict[str, Any]:
     return current_principal.to_dict()
 
 
-@api_keys_blueprint.post("/api-keys")
 @describe(
     summary="Create an API key or register a signing key",
     ok=(201, "CreatedApiKey", "Created; `raw_key` is shown this once."),
     body="create",
 )
-@require_scope("admin")
+@require_manage_scope
 def create_key() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create an API key (201 with ``raw_key``, shown this once) or register a signing key."""
     principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
     record, raw_key = get_state().keys.create_from(json_body(), by=principal)
-    location = url_for(".get_key", key_id=record.id)
-    return key_object(record, raw_key), 201, _created_headers(location, raw_key)
+    return key_object(record, raw_key), 201, _created_headers(_location(record.id), raw_key)
 
 
-@api_keys_blueprint.get("/api-keys")
 @describe(
     summary="The caller's keys, newest first",
     ok=(200, "ApiKeyList", "One page."),
     query=("limit", "cursor", "owner"),
     errors=("422",),
 )
-@require_scope("admin")
+@require_manage_scope
 def list_keys() -> dict[str, Any]:
     """The caller's keys newest first, a page at a time (``limit``, ``cursor``)."""
     principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
@@ -260,22 +258,20 @@ def list_keys() -> dict[str, Any]:
     }
 
 
-@api_keys_blueprint.get("/api-keys/<key_id>")
 @describe(summary="One key", ok=(200, "ApiKey", "The key."), errors=("404",))
-@require_scope("admin")
+@require_manage_scope
 def get_key(key_id: str) -> dict[str, Any]:
     """One key object; another owner's key is 404, like a missing one."""
     return key_object(get_state().keys.get(key_id, owner=scope_owner(current_principal)))
 
 
-@api_keys_blueprint.patch("/api-keys/<key_id>")
 @describe(
     summary="Rename, re-label, re-limit or narrow a key",
     ok=(200, "ApiKey", "The updated key."),
     body="update",
     errors=("404",),
 )
-@require_scope("admin")
+@require_manage_scope
 def update_key(key_id: str) -> dict[str, Any]:
     """Change a key's name, metadata or rate limit, or narrow its scopes."""
     principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
@@ -283,17 +279,15 @@ def update_key(key_id: str) -> dict[str, Any]:
     return key_object(record)
 
 
-@api_keys_blueprint.delete("/api-keys/<key_id>")
 @describe(
     summary="Revoke a key at once; revoking twice is fine", ok=(200, "ApiKey", "The revoked key."), errors=("404",)
 )
-@require_scope("admin")
+@require_manage_scope
 def revoke_key(key_id: str) -> dict[str, Any]:
     """Revoke a key at once (200 with the revoked key); revoking it again changes nothing."""
     return key_object(get_state().keys.revoke(key_id, owner=scope_owner(current_principal)))
 
 
-@api_keys_blueprint.post("/api-keys/<key_id>/rotate")
 @describe(
     summary="A new secret; the old key lasts grace_period seconds",
     ok=(201, "CreatedApiKey", "The new key; `raw_key` is shown this once."),
@@ -301,7 +295,7 @@ def revoke_key(key_id: str) -> dict[str, Any]:
     body_required=False,
     errors=("404", "409"),
 )
-@require_scope("admin")
+@require_manage_scope
 def rotate_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """A new secret for a key (201 with ``raw_key``); the old one lasts ``grace_period`` seconds."""
     body = json_body(optional=True)
@@ -309,7 +303,7 @@ def rotate_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     new, raw_key = get_state().keys.rotate_from(key_id, body, owner=scope_owner(principal), by=principal)
     data = key_object(new, raw_key)
     data["rotated_from"] = key_id
-    return data, 201, _created_headers(url_for(".get_key", key_id=new.id), raw_key)
+    return data, 201, _created_headers(_location(new.id, replacing=key_id), raw_key)
 
 
 def _no_body_fields() -> None:
@@ -320,27 +314,73 @@ def _no_body_fields() -> None:
         raise InvalidRequest("unknown field", field=first if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", first) else "body")
 
 
-@api_keys_blueprint.post("/api-keys/<key_id>/disable")
 @describe(
     summary="Switch a key off, reversibly; its holder gets 401 until it is enabled",
     ok=(200, "ApiKey", "The disabled key."),
     errors=("404", "413", "422"),
 )
-@require_scope("admin")
+@require_manage_scope
 def disable_key(key_id: str) -> dict[str, Any]:
     """Switch a key off until it is enabled again (200 with the key); its holder gets 401 meanwhile."""
     _no_body_fields()
     return key_object(get_state().keys.disable(key_id, owner=scope_owner(current_principal)))
 
 
-@api_keys_blueprint.post("/api-keys/<key_id>/enable")
 @describe(summary="Switch a disabled key back on", ok=(200, "ApiKey", "The key."), errors=("404", "413", "422"))
-@require_scope("admin")
+@require_manage_scope
 def enable_key(key_id: str) -> dict[str, Any]:
     """Switch a disabled key back on (200 with the key)."""
     _no_body_fields()
     return key_object(get_state().keys.enable(key_id, owner=scope_owner(current_principal)))
 
 
-# Last: its fallback routes cover the stems of every route above.
-own_errors(api_keys_blueprint)
+# -- the blueprint -----------------------------------------------------------
+
+#: ``(rule, view, methods, option)`` of every route; ``option`` is the factory argument that turns it off.
+_ROUTES: tuple[tuple[str, Callable[..., Any], tuple[str, ...], str | None], ...] = (
+    ("/health", health, ("GET",), "health"),
+    ("/openapi.json", openapi, ("GET",), "openapi"),
+    ("/me", me, ("GET",), "me"),
+    ("/api-keys", create_key, ("POST",), None),
+    ("/api-keys", list_keys, ("GET",), None),
+    ("/api-keys/<key_id>", get_key, ("GET",), None),
+    ("/api-keys/<key_id>", update_key, ("PATCH",), None),
+    ("/api-keys/<key_id>", revoke_key, ("DELETE",), None),
+    ("/api-keys/<key_id>/rotate", rotate_key, ("POST",), None),
+    ("/api-keys/<key_id>/disable", disable_key, ("POST",), None),
+    ("/api-keys/<key_id>/enable", enable_key, ("POST",), None),
+)
+
+
+def make_api_keys_blueprint(
+    *, health: bool = True, me: bool = True, openapi: bool = True, name: str = "gridauth"
+) -> Blueprint:
+    """A key-management blueprint with only the routes asked for.
+
+    The ``/api-keys`` routes are always there (they need ``GRIDAUTH_MANAGE_SCOPE``);
+    ``health``, ``me`` and ``openapi`` add ``/health``, ``/me`` and
+    ``/openapi.json``. ``/api-keys/`` and ``/api-keys`` are the same route.
+    ``name`` is the blueprint's name (two blueprints in one app need two names).
+    """
+    options = {"health": health, "me": me, "openapi": openapi}
+    blueprint = Blueprint(name, __name__)
+    for rule, view, methods, option in _ROUTES:
+        if option is None or options[option]:
+            blueprint.add_url_rule(rule, view_func=view, methods=list(methods), strict_slashes=False)
+    register_leak_routes(blueprint)  # POST /secret-scanning and POST /api-keys/revoke-leaked
+    blueprint.register_error_handler(StorageError, _storage_error)
+    blueprint.register_error_handler(500, _internal_error)
+    # Last: its fallback routes cover the stems of every route above.
+    own_errors(blueprint)
+    return blueprint
+
+
+#: The blueprint with every route: ``/health``, ``/me``, ``/openapi.json`` and ``/api-keys``.
+api_keys_blueprint = make_api_keys_blueprint()
+
+
+def default_document() -> dict[str, Any]:
+    """The document of ``api_keys_blueprint`` mounted at ``/api/v1`` in a bare app (for the docs)."""
+    app = Flask("flask_gridauth.openapi")
+    app.register_blueprint(api_keys_blueprint, url_prefix=DEFAULT_SERVER)
+    return openapi_document(app, api_keys_blueprint.name, DEFAULT_SERVER)

@@ -39,6 +39,9 @@ TOKEN_FILE_KEY = "GRIDAUTH_TOKEN_FILE_KEY"  # noqa: S105 - a config key's name, 
 TOKEN_BANNER = "GRIDAUTH_TOKEN_BANNER"  # noqa: S105 - a config key's name, not a secret
 #: Owner recorded on keys the bootstrap token creates without naming one.
 TOKEN_OWNER = "GRIDAUTH_TOKEN_OWNER"  # noqa: S105 - a config key's name, not a secret
+#: The scope every key-management route needs (``/api-keys``, the dashboard, and the routes
+#: marked ``@require_manage_scope``).
+MANAGE_SCOPE = "GRIDAUTH_MANAGE_SCOPE"
 #: Authentication on or off. ``GRIDAUTH_AUTH=disabled`` in the environment (the variable
 #: ``GRIDAUTH_AUTH_ENV`` names) sets False.
 ENABLED = "GRIDAUTH_ENABLED"
@@ -131,6 +134,7 @@ DEFAULTS: dict[str, Any] = {
     TOKEN_FILE_KEY: None,
     TOKEN_BANNER: "AUTH TOKEN (save this — shown only once): {token}",
     TOKEN_OWNER: "admin",
+    MANAGE_SCOPE: "admin",
     ENABLED: True,
     JWT_ISSUERS: [],
     JWT_LEEWAY: 30,

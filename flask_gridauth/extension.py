@@ -38,7 +38,7 @@ from .errors import (
 from .keys import key_pattern, validate_prefix
 from .management import KeyManager
 from .principal import G_ATTR, Principal
-from .scopes import check_kind, expand_scopes, view_kinds, view_requirement
+from .scopes import check_kind, expand_scopes, is_valid_scope, view_kinds, view_requirement
 from .storage import Storage, storage_from_uri
 
 if TYPE_CHECKING:
@@ -70,6 +70,9 @@ class GridAuthState:
         self.key_pattern = key_pattern(self.key_prefix)
         self.implications: dict[str, list[str]] = _check_implications(cfg[c.SCOPE_IMPLICATIONS])
         self.method_scopes: dict[str, str] | None = _check_method_scopes(cfg[c.METHOD_SCOPES])
+        self.manage_scope: str = cfg[c.MANAGE_SCOPE]
+        if not is_valid_scope(self.manage_scope) or self.manage_scope.endswith("*"):
+            raise ConfigurationError("GRIDAUTH_MANAGE_SCOPE must be a scope name such as 'admin' or 'keys:manage'")
         timeout = cfg[c.STORAGE_TIMEOUT]
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ConfigurationError("GRIDAUTH_STORAGE_TIMEOUT must be a positive number of seconds")
@@ -140,7 +143,7 @@ class GridAuthState:
         result: Requirement = None
         if not _serves_static(endpoint):
             view = self.view_functions.get(endpoint)
-            scopes = view_requirement(view, method, self.method_scopes)
+            scopes = view_requirement(view, method, self.method_scopes, manage_scope=self.manage_scope)
             if scopes is not None:
                 result = (*scopes, view_kinds(view))
         self._requirements[(endpoint, method)] = result

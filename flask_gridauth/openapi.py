@@ -248,7 +248,7 @@ def _operation(view: Any, method: str, endpoint: str, manage_scope: str) -> dict
         "errors": ("404", "422"),
         "components": {},
     }
-    requirement = view_requirement(view, method, {})
+    requirement = view_requirement(view, method, {}, manage_scope=manage_scope)
     status, schema_name, description = info["ok"]
     operation: dict[str, Any] = {
         "operationId": endpoint.rpartition(".")[2] + ("" if method == "GET" else f"_{method.lower()}"),
@@ -298,7 +298,9 @@ def openapi_document(app: Flask, blueprint: str, url_prefix: str, *, server: str
     paths: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint.rpartition(".")[0] != blueprint or not rule.rule.startswith(prefix + "/"):
+        owner, _, leaf = rule.endpoint.rpartition(".")
+        # Private endpoints (the blueprint's JSON 404/405 fallbacks) are no operations.
+        if owner != blueprint or leaf.startswith("_") or not rule.rule.startswith(prefix + "/"):
             continue
         view = app.view_functions[rule.endpoint]
         if getattr(view, UNMATCHED_ATTR, False):

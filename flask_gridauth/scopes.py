@@ -31,6 +31,8 @@ AUTHENTICATED_ATTR = "_gridauth_authenticated"
 KINDS_ATTR = "_gridauth_kinds"
 #: A credential kind's name, as ``@require_kind`` takes it.
 KIND_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+#: Marks a view that needs ``GRIDAUTH_MANAGE_SCOPE`` (read from the app, so it is not fixed at import).
+MANAGE_ATTR = "_gridauth_manage"
 #: What an undecorated route needs for a method ``GRIDAUTH_METHOD_SCOPES`` does not name.
 UNLISTED_METHOD_SCOPE = "write"
 
@@ -176,6 +178,22 @@ def require_any_scope(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R]
     return decorator
 
 
+def require_manage_scope(view: Callable[P, R]) -> Callable[P, R]:
+    """Require the app's ``GRIDAUTH_MANAGE_SCOPE`` (default ``admin``): for every key-management route.
+
+    The scope is read from the app's configuration, so one view serves apps
+    that chose different scopes. Stacked with other scope decorators, all apply.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        _check((str(current_app.config.get("GRIDAUTH_MANAGE_SCOPE") or "admin"),), ())
+        return current_app.ensure_sync(view)(*args, **kwargs)  # type: ignore[no-any-return]
+
+    setattr(wrapper, MANAGE_ATTR, True)
+    return wrapper
+
+
 def authenticated(view: Callable[P, R]) -> Callable[P, R]:
     """Require a valid credential but no particular scope (the method default is skipped)."""
 
@@ -195,7 +213,7 @@ def public(view: Callable[P, R]) -> Callable[P, R]:
 
 
 def view_requirement(
-    view: Any, method: str, method_scopes: Mapping[str, str] | None
+    view: Any, method: str, method_scopes: Mapping[str, str] | None, *, manage_scope: str = "admin"
 ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """What a view needs: ``None`` if public, else ``(all_of, any_of)``.
 
@@ -205,8 +223,11 @@ def view_requirement(
     needs GET's scope when the table does not name HEAD. A method the table
     does not name at all (``PROPFIND``, an ``OPTIONS`` the view serves itself)
     needs :data:`UNLISTED_METHOD_SCOPE`: a forgotten method fails closed.
+    A view marked :func:`require_manage_scope` needs ``manage_scope``.
     """
     required_all: tuple[str, ...] = getattr(view, ALL_ATTR, ())
+    if getattr(view, MANAGE_ATTR, False):
+        required_all = (*required_all, manage_scope)
     required_any: tuple[str, ...] = getattr(view, ANY_ATTR, ())
     authenticated_only = getattr(view, AUTHENTICATED_ATTR, False)
     restricted = getattr(view, KINDS_ATTR, None) is not None

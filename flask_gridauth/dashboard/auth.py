@@ -70,8 +70,8 @@ def check_sign_in(credential: str) -> Principal:
     principal = state.verify_bearer(credential)
     if principal.kind not in FORM_KINDS:
         raise Unauthorized("Sign in with the bootstrap token or an API key")
-    if not principal.has_scope("admin"):
-        raise Forbidden("This key does not hold the admin scope")
+    if not principal.has_scope(state.manage_scope):
+        raise Forbidden(f"This key does not hold the {state.manage_scope} scope")
     return principal
 
 
@@ -156,8 +156,8 @@ def _restore(entry: dict[str, Any]) -> Principal:
         except Unauthorized as exc:
             raise SessionEnded(f"{exc.message}. Sign in again.") from None
         principal = principal_for(record, "api_key", state.expand)
-        if not principal.has_scope("admin"):
-            raise SessionEnded("Your key no longer holds the admin scope. Sign in again.")
+        if not principal.has_scope(state.manage_scope):
+            raise SessionEnded(f"Your key no longer holds the {state.manage_scope} scope. Sign in again.")
         _check_stored(entry, session_subject(principal))
         return principal
     raise SessionEnded("Sign in again.")

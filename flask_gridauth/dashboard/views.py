@@ -128,8 +128,9 @@ def _principal() -> Principal:
     if principal is None:
         raise NeedSignIn()
     setattr(g, _G_PRINCIPAL, principal)
-    if not principal.has_scope("admin"):
-        raise Forbidden("Managing keys needs the admin scope")
+    scope = get_state().manage_scope
+    if not principal.has_scope(scope):
+        raise Forbidden(f"Managing keys needs the {scope} scope")
     return principal
 
 

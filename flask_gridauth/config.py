@@ -81,6 +81,8 @@ RATELIMIT_ENABLED = "GRIDAUTH_RATELIMIT_ENABLED"
 RATELIMIT_STORAGE_URI = "GRIDAUTH_RATELIMIT_STORAGE_URI"
 #: How limits count: ``"fixed-window"`` (default), ``"sliding-window-counter"`` or ``"moving-window"``.
 RATELIMIT_STRATEGY = "GRIDAUTH_RATELIMIT_STRATEGY"
+#: Seconds a process may keep a found key (``0``: no cache); changes are pushed to every process.
+CACHE_TTL = "GRIDAUTH_CACHE_TTL"
 #: Failed authentications accepted per client address; only the failures past it get 429
 #: (a valid credential is never refused by this limit).
 FAILED_AUTH_LIMIT = "GRIDAUTH_FAILED_AUTH_LIMIT"
@@ -152,6 +154,7 @@ DEFAULTS: dict[str, Any] = {
     RATELIMIT_ENABLED: True,
     RATELIMIT_STORAGE_URI: None,
     RATELIMIT_STRATEGY: "fixed-window",
+    CACHE_TTL: 0,
     FAILED_AUTH_LIMIT: "20/minute",
     METHOD_SCOPES: DEFAULT_METHOD_SCOPES,
     SCOPE_IMPLICATIONS: DEFAULT_SCOPE_IMPLICATIONS,

@@ -79,6 +79,7 @@ class GridAuthState:
         self.storage: Storage = storage or storage_from_uri(
             cfg[c.STORAGE_URI], instance_path=app.instance_path, timeout=float(timeout)
         )
+        _enable_cache(self.storage, cfg.get(c.CACHE_TTL, 0))
         self.keys = KeyManager(self.storage, key_prefix=self.key_prefix)
         self.view_functions = app.view_functions
         self._requirements: dict[tuple[str | None, str], Requirement] = {}
@@ -440,3 +441,13 @@ class GridAuth:
         from .ratelimit import mark_route_limit
 
         return mark_route_limit(*limits)
+
+
+def _enable_cache(storage: Storage, ttl: Any) -> None:
+    """Turn on the key cache of ``GRIDAUTH_CACHE_TTL`` where the backend can push invalidations."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl <= 86400:
+        raise ConfigurationError("GRIDAUTH_CACHE_TTL must be a number of seconds from 0 (no cache) to 86400")
+    if ttl and not storage.enable_cache(float(ttl)):
+        logger.warning(
+            "GRIDAUTH_CACHE_TTL is set, but %s cannot push changes: keys are not cached", type(storage).__name__
+        )

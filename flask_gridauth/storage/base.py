@@ -12,6 +12,7 @@ subclass defines is wrapped so that an exception of one of its
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from abc import ABC, abstractmethod
@@ -24,6 +25,8 @@ from ..records import KeyRecord, Quota
 
 if TYPE_CHECKING:
     import limits.storage
+
+    from .cache import KeyCache
 
 #: Fields :meth:`~flask_gridauth.storage.Storage.update` may change; everything else is fixed at creation.
 MUTABLE_FIELDS = frozenset(
@@ -47,18 +50,83 @@ F = TypeVar("F", bound=Callable[..., Any])
 Counted = tuple[KeyRecord | None, bool, list[tuple[int, int]] | None]
 
 
+#: Methods that change no cached field of a key: calling them leaves this process's key cache as it is.
+#: (``spend_quota`` moves only the quota counter, which callers read from its answer, never from a found key.)
+_READS = frozenset(
+    {
+        "get",
+        "find",
+        "list",
+        "ping",
+        "close",
+        "flush",
+        "find_counted",
+        "claim_once",
+        "touch",
+        "migration_sql",
+        "key",
+        "started_at",
+        "session_subject",
+        "spend_quota",
+    }
+)
+
+
 def _wrap_driver_errors(func: F) -> F:
-    """``func`` with its backend's driver errors raised as ``StorageError``."""
+    """``func`` with its backend's driver errors raised as ``StorageError``.
+
+    When the key cache is on, a method that may change a key empties this
+    process's cache after it ran, and ``find`` answers from the cache.
+    """
+    name = func.__name__
+    clears = name not in _READS
 
     @functools.wraps(func)
     def wrapper(self: Storage, *args: Any, **kwargs: Any) -> Any:
         try:
-            return func(self, *args, **kwargs)
+            result = func(self, *args, **kwargs)
         except StorageError:
             raise
         except self.driver_errors as exc:
             raise self.storage_error(exc) from None
+        if clears and self._key_cache is not None:
+            self._key_cache.clear()
+        return result
 
+    if name == "find":
+        plain = wrapper
+
+        @functools.wraps(func)
+        def cached_find(self: Storage, lookup: str) -> Any:
+            cache = self._key_cache
+            if cache is None:
+                return plain(self, lookup)
+            try:
+                self._cache_check()
+            except self.driver_errors as exc:
+                raise self.storage_error(exc) from None
+            hit = cache.get(lookup)
+            if hit is not None:
+                return hit
+            generation = cache.generation
+            record = plain(self, lookup)
+            if record is not None:
+                cache.put(lookup, record, generation)
+            return record
+
+        wrapper = cached_find
+    elif name == "touch":
+        plain_touch = wrapper
+
+        @functools.wraps(func)
+        def touch(self: Storage, record: KeyRecord, when: datetime) -> Any:
+            result = plain_touch(self, record, when)
+            if self._key_cache is not None:
+                # The cached record shows this use, so the next request does not record it again.
+                self._key_cache.used(record.lookup, dataclasses.replace(record, last_used_at=when))
+            return result
+
+        wrapper = touch
     wrapper.__gridauth_wrapped__ = True  # type: ignore[attr-defined]
     return cast(F, wrapper)
 
@@ -83,6 +151,8 @@ class Storage(ABC):
     driver_errors: tuple[type[BaseException], ...] = ()
     #: ``True`` when :meth:`find_counted` counts rate limits itself (one round trip).
     counts_in_lookup: ClassVar[bool] = False
+    #: The per-process key cache, once :meth:`enable_cache` turned it on.
+    _key_cache: KeyCache | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -222,6 +292,18 @@ class Storage(ABC):
         backend learns it when it connects.
         """
         return None
+
+    def enable_cache(self, ttl: float) -> bool:
+        """Keep found keys in this process for up to ``ttl`` seconds, invalidated by push; whether it is on.
+
+        A backend that can learn of changes made by other processes and hosts
+        overrides this (and ``_cache_check``); by default there is no
+        cache, and every look-up goes to storage.
+        """
+        return False
+
+    def _cache_check(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Run before each cached look-up: empty the cache if something changed (SQLite), start the listener."""
 
     def shared_counters(self) -> tuple[limits.storage.Storage, str] | None:
         """A ``limits`` storage for rate-limit counters on this backend's own server, or ``None``.

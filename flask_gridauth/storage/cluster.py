@@ -157,6 +157,10 @@ class ClusterStorage(RedisStorage):
         """As on one server, with the key's counters tagged into its record's slot."""
         return super().find_counted(lookup, counter_prefix=f"{counter_prefix}{{{lookup}}}:", **kwargs)
 
+    def enable_cache(self, ttl: float) -> bool:
+        """No key cache on a cluster yet: every look-up is one round trip to the key's node."""
+        return False
+
     def shared_counters(self) -> Any:
         """``limits``' cluster storage under ``<prefix>:ratelimit``, built on its first use."""
         from ..counters import lazy_cluster_counters

@@ -199,6 +199,10 @@ class PostgresStorage(Storage):
         self.schema = schema
         q = f'"{schema}".' if schema else ""
         self._q = q
+        #: The NOTIFY channel of key changes (one per schema).
+        self.channel = f"gridauth_keys_{schema or 'public'}"
+        self._listening = 0  # the pid whose listener thread runs; 0: none
+        self._listener: threading.Thread | None = None
         self._find_sql = f"SELECT {_COLUMNS} FROM {q}gridauth_keys WHERE lookup = %s"  # noqa: S608 - fixed names
         self._get_sql = f"SELECT {_FULL_COLUMNS} FROM {q}gridauth_keys WHERE id = %s"  # noqa: S608
         self._spend_sql = _SPEND_SQL.replace("{s}", q)
@@ -399,8 +403,11 @@ class PostgresStorage(Storage):
             f"UPDATE {self._q}gridauth_keys SET {assignments}, version = version + 1"  # noqa: S608
             f" WHERE id = %s RETURNING {_FULL_COLUMNS}"
         )
-        with self._conn() as conn:
+        with self._conn() as conn, conn.transaction():
             row = conn.execute(sql, (*values, key_id)).fetchone()
+            if row is not None:
+                # Delivered at commit, to every process listening (their key caches drop this key).
+                conn.execute("SELECT pg_notify(%s, %s)", (self.channel, row[2]))
         if row is None:
             return None
         record = _record(row)
@@ -423,6 +430,42 @@ class PostgresStorage(Storage):
         amount = None if row[1] is None else int(row[1])
         remaining, _ = refill_now(int(row[0]), amount, seconds, int(row[3]), float(row[4]), now.timestamp())
         return QuotaUse(False, remaining)
+
+    # -- the key cache ---------------------------------------------------------
+
+    def enable_cache(self, ttl: float) -> bool:
+        """Cache found keys, dropped when another process ``NOTIFY``s a change (one listener per process)."""
+        from .cache import KeyCache
+
+        self._key_cache = KeyCache(ttl)  # off until the listener is up
+        return True
+
+    def _cache_check(self) -> None:
+        if self._listening != os.getpid():
+            with self._pool_lock:
+                if self._listening != os.getpid():
+                    self._listening = os.getpid()
+                    self._listener = threading.Thread(target=self._listen, name="gridauth-pg-listen", daemon=True)
+                    self._listener.start()
+
+    def _listen(self) -> None:
+        """``LISTEN`` on a connection of its own; while it is down the cache is off (empty)."""
+        cache, pid = self._key_cache, os.getpid()
+        while cache is not None and self._listening == pid:
+            try:
+                with self._psycopg.connect(self.conninfo, autocommit=True) as conn:
+                    conn.execute(f'LISTEN "{self.channel}"')
+                    cache.set_live(True)
+                    while self._listening == pid:
+                        for note in conn.notifies(timeout=0.5):
+                            cache.evict(note.payload)
+            except self._psycopg.Error as exc:
+                logger.warning(
+                    "key cache off: the PostgreSQL change feed failed (%s); reconnecting", type(exc).__name__
+                )
+            cache.set_live(False)
+            if self._listening == pid:
+                time.sleep(0.2)
 
     # -- usage ---------------------------------------------------------------
 
@@ -538,6 +581,10 @@ class PostgresStorage(Storage):
                 self.flush()
             except StorageError:
                 pass  # closing anyway: a usage timestamp is not worth failing a shutdown for
+        self._listening = 0  # the listener thread stops within half a second
+        listener, self._listener = self._listener, None
+        if listener is not None and listener is not threading.current_thread():
+            listener.join(timeout=2.0)
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():

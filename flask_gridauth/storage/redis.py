@@ -28,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -77,11 +79,13 @@ return out
 """
 
 # ARGV[3]: '' leaves the quota counter alone, '-' deletes it, else it is re-set to ARGV[3], ARGV[4].
+# ARGV[5], ARGV[6]: the channel of key changes and the lookup published on it (for the key caches).
 _CAS = """
 if redis.call('HGET', KEYS[1], 'd') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2])
 if ARGV[3] == '-' then redis.call('HDEL', KEYS[1], 'q', 'qt')
 elseif ARGV[3] and ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'q', ARGV[3], 'qt', ARGV[4]) end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 """
 
@@ -306,6 +310,9 @@ class RedisStorage(Storage):
         # (d, u) as read -> their record: an unchanged stored key decodes to the same immutable
         # record object, so its JSON is parsed once rather than on every request.
         self._records: dict[tuple[bytes, bytes | None], KeyRecord] = {}
+        self._listening = 0
+        self._listener: threading.Thread | None = None
+        self._listen_lock = threading.Lock()
         self._bind(self._make_client())
 
     def _make_client(self) -> Any:
@@ -344,6 +351,52 @@ class RedisStorage(Storage):
     def storage_error(self, exc: BaseException) -> StorageError:
         """Only the error's type: a driver's message may hold the server's address or password."""
         return StorageError(f"Redis storage failed: {type(exc).__name__}")
+
+    def enable_cache(self, ttl: float) -> bool:
+        """Cache found keys, dropped when a change is published on ``<prefix>:changes`` (one subscriber)."""
+        from .cache import KeyCache
+
+        self._key_cache = KeyCache(ttl)  # off until the subscription is up
+        self._listening = 0
+        return True
+
+    def _cache_check(self) -> None:
+        if self._listening != os.getpid():
+            with self._listen_lock:
+                if self._listening != os.getpid():
+                    self._listening = os.getpid()
+                    self._listener = threading.Thread(target=self._listen, name="gridauth-redis-listen", daemon=True)
+                    self._listener.start()
+
+    def _listen(self) -> None:
+        """Subscribe to the change channel; while the subscription is down the cache is off (empty)."""
+        cache, pid = self._key_cache, os.getpid()
+        channel = self.key("changes").encode()
+        while cache is not None and self._listening == pid:
+            pubsub = self.client.pubsub()
+            try:
+                pubsub.subscribe(channel)
+                while self._listening == pid:
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        cache.set_live(True)
+                    elif message["type"] == "message":
+                        cache.evict(message["data"].decode())
+            except (self._redis_module.RedisError, OSError, ValueError) as exc:  # ValueError: a socket closed under it
+                logger.warning("key cache off: the Redis change feed failed (%s); reconnecting", type(exc).__name__)
+            finally:
+                pubsub.close()
+            cache.set_live(False)
+            if self._listening == pid:
+                time.sleep(0.2)
+
+    def _stop_listener(self) -> None:
+        self._listening = 0
+        listener, self._listener = self._listener, None
+        if listener is not None and listener is not threading.current_thread():
+            listener.join(timeout=2.0)
 
     def shared_counters(self) -> tuple[limits.storage.Storage, str]:
         """``limits``' Redis storage on this client's connection pool, under ``<prefix>:ratelimit``."""
@@ -457,7 +510,8 @@ class RedisStorage(Storage):
                     refilled_at = from_epoch(float(counter[1]))
                     quota = dataclasses.replace(quota, remaining=int(counter[0]), refilled_at=refilled_at)
                 updated = dataclasses.replace(updated, quota=quota)
-            if not changes or self._cas(keys=[self._rec_key(record.lookup)], args=[pair[0], _dump(updated), *counter]):
+            args = [pair[0], _dump(updated), *counter, self.key("changes"), record.lookup]
+            if not changes or self._cas(keys=[self._rec_key(record.lookup)], args=args):
                 return updated
         raise StorageError("Redis storage failed: too many concurrent updates of one key")
 
@@ -571,5 +625,6 @@ class RedisStorage(Storage):
         return f"{host}:{port}" if host else "the configured server"
 
     def close(self) -> None:
-        """Drop pooled connections."""
+        """Drop pooled connections (and stop the change listener, if any)."""
+        self._stop_listener()
         self.client.connection_pool.disconnect()

@@ -271,6 +271,23 @@ class SQLiteStorage(Storage):
         conn: sqlite3.Connection = local.conn
         return conn
 
+    def enable_cache(self, ttl: float) -> bool:
+        """Cache found keys; ``PRAGMA data_version`` tells each look-up whether anything changed since."""
+        from .cache import KeyCache
+
+        self._key_cache = KeyCache(ttl, live=True)
+        return True
+
+    def _cache_check(self) -> None:
+        # data_version changes when any other connection (thread or process) has committed: exact and local.
+        cache = self._key_cache
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        local = self._local
+        if getattr(local, "data_version", None) != version:
+            local.data_version = version
+            if cache is not None:
+                cache.clear()
+
     def storage_error(self, exc: BaseException) -> StorageError:
         """The driver's message never names a key: safe to keep. The path tells an operator which file."""
         return StorageError(f"SQLite storage {self.path} failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,93 @@
+"""The per-process cache of found keys (``GRIDAUTH_CACHE_TTL``), emptied by pushed invalidation.
+
+A backend that can learn of changes made elsewhere turns it on in
+:meth:`~flask_gridauth.storage.Storage.enable_cache`: SQLite checks
+``PRAGMA data_version`` on every look-up (exact, no round trip), PostgreSQL
+listens for ``NOTIFY`` on one connection per process, Redis subscribes to a
+pub/sub channel. A change a process makes itself empties its own cache at
+once. While the push channel is down the cache is off: every look-up goes to
+storage, as without a cache, until the channel is back. An entry is never
+used longer than ``ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from ..records import KeyRecord
+
+#: Most entries kept (then the cache starts over).
+MAX_ENTRIES = 10_000
+
+
+class KeyCache:
+    """Found records by lookup, each for at most ``ttl`` seconds, while the push channel is ``live``."""
+
+    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.monotonic, live: bool = False) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._entries: dict[str, tuple[float, KeyRecord]] = {}
+        self._live = live
+        self._lock = threading.Lock()
+        #: Look-ups answered from the cache, and evictions pushed, since start (for tests and metrics).
+        self.hits = 0
+        self.pushed = 0
+        #: Bumped by every clear and eviction: a look-up that started before one must not fill the cache.
+        self.generation = 0
+
+    @property
+    def live(self) -> bool:
+        """Whether the push channel is up (the cache is used only then)."""
+        return self._live
+
+    def set_live(self, live: bool) -> None:
+        """The push channel went up or down; either way the cache starts empty (down: and stays off)."""
+        with self._lock:
+            self._live = live
+            self.generation += 1
+            self._entries.clear()
+
+    def get(self, lookup: str) -> KeyRecord | None:
+        """The cached record, or ``None`` (a miss, an expired entry, or the channel down)."""
+        entry = self._entries.get(lookup)
+        if entry is None or not self._live:
+            return None
+        if entry[0] <= self.clock():
+            self._entries.pop(lookup, None)
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def put(self, lookup: str, record: KeyRecord, generation: int) -> None:
+        """Keep ``record``, read when the cache was at ``generation``, for ``ttl`` seconds.
+
+        Nothing is kept when the channel is down, or when a change arrived
+        since the read began (the record may be older than the change).
+        """
+        with self._lock:
+            if not self._live or generation != self.generation:
+                return
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[lookup] = (self.clock() + self.ttl, record)
+
+    def used(self, lookup: str, record: KeyRecord) -> None:
+        """Replace a cached record by the same key with a newer ``last_used_at`` (keeps its expiry)."""
+        entry = self._entries.get(lookup)
+        if entry is not None:
+            self._entries[lookup] = (entry[0], record)
+
+    def evict(self, lookup: str) -> None:
+        """Forget one key (a change pushed by another process)."""
+        with self._lock:
+            self.pushed += 1
+            self.generation += 1
+            self._entries.pop(lookup, None)
+
+    def clear(self) -> None:
+        """Forget every key (a change made here, or one whose key is not known)."""
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()

@@ -1,0 +1,187 @@
+"""GRIDAUTH_CACHE_TTL: found keys cached per process, changes pushed (SQLite, PostgreSQL, Redis)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from flask_gridauth.errors import ConfigurationError
+from flask_gridauth.records import utcnow
+from flask_gridauth.storage import Storage, storage_from_uri
+from flask_gridauth.storage.cache import KeyCache
+from flask_gridauth.testing import make_record
+
+from .conftest import bearer, build_app, create_key, prefixed_redis_uri, schema_postgres_uri
+
+PUSHED = ("sqlite", "postgres", "redis")
+
+
+def _poll(check: Callable[[], Any], deadline: float = 20.0) -> Any:
+    end = time.monotonic() + deadline
+    while True:
+        result = check()
+        if result or time.monotonic() > end:
+            return result
+        time.sleep(0.01)
+
+
+@pytest.fixture(params=PUSHED)
+def pair(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Storage, Storage, str]]:
+    """A cached handle and a plain one on the same store, and the backend's name."""
+    backend = str(request.param)
+    if backend == "sqlite":
+        uris: Iterator[str] = iter([f"sqlite:///{tmp_path}/cache.db"])
+    elif backend == "postgres":
+        uris = schema_postgres_uri(str(request.getfixturevalue("postgres_server")))
+    else:
+        uris = prefixed_redis_uri(str(request.getfixturevalue("redis_server")))
+    uri = next(uris)
+    cached, plain = storage_from_uri(uri), storage_from_uri(uri)
+    assert cached.enable_cache(30.0)
+    yield cached, plain, backend
+    cached.close()
+    plain.close()
+    for _ in uris:  # the generator's clean-up
+        pass
+
+
+def _live(storage: Storage) -> KeyCache:
+    cache = storage._key_cache
+    assert cache is not None
+    storage.find("0" * 64)  # the first look-up starts the listener
+    assert _poll(lambda: cache.live), "the push channel never came up"
+    return cache
+
+
+def test_unit_ttl_generation_and_channel() -> None:
+    """Entries expire after the TTL, a read older than a change is not kept, and a down channel empties it."""
+    now = [100.0]
+    cache = KeyCache(10, clock=lambda: now[0], live=True)
+    record = make_record()
+    cache.put("a", record, cache.generation)
+    assert cache.get("a") is record
+    now[0] += 10
+    assert cache.get("a") is None
+    generation = cache.generation
+    cache.evict("other")
+    cache.put("a", record, generation)  # read before the eviction: not kept
+    assert cache.get("a") is None
+    cache.put("a", record, cache.generation)
+    cache.set_live(False)
+    assert cache.get("a") is None
+    cache.put("a", record, cache.generation)
+    assert cache.get("a") is None
+
+
+def test_hits_then_pushed_revocation(pair: tuple[Storage, Storage, str]) -> None:
+    """A found key is answered from the cache; a revocation made elsewhere reaches it by push."""
+    cached, plain, _ = pair
+    cache = _live(cached)
+    record = plain.add(make_record())
+    first = cached.find(record.lookup)
+    assert first == record
+    hits = cache.hits
+    assert cached.find(record.lookup) is first and cache.hits == hits + 1
+    revoked = utcnow().replace(microsecond=0)
+    plain.update(record.id, {"revoked_at": revoked})
+    seen = _poll(lambda: (r := cached.find(record.lookup)) is not None and r.revoked_at == revoked)
+    assert seen, "the revocation never reached the cached handle"
+
+
+def test_own_change_seen_at_once(pair: tuple[Storage, Storage, str]) -> None:
+    """A change made through the cached handle itself is what its very next look-up returns."""
+    cached, plain, _ = pair
+    _live(cached)
+    record = plain.add(make_record())
+    assert cached.find(record.lookup) == record
+    cached.update(record.id, {"scopes": ("read",)})
+    found = cached.find(record.lookup)
+    assert found is not None and found.scopes == ("read",)
+
+
+def test_touch_refreshes_the_cached_record(pair: tuple[Storage, Storage, str]) -> None:
+    """Recording a use updates the cached record, so the next request does not record it again."""
+    cached, plain, _ = pair
+    _live(cached)
+    record = plain.add(make_record())
+    found = cached.find(record.lookup)
+    assert found is not None
+    when = utcnow().replace(microsecond=0)
+    cached.touch(found, when)
+    again = cached.find(record.lookup)
+    assert again is not None and again.last_used_at == when
+
+
+def _kill_listener(backend: str, storage: Storage) -> None:
+    if backend == "postgres":
+        with psycopg.connect(storage.conninfo, autocommit=True) as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE %s",
+                (f'LISTEN "{storage.channel}"%',),  # type: ignore[attr-defined]
+            )
+    else:
+        client = redis.Redis.from_url(storage.url)  # type: ignore[attr-defined]
+        client.client_kill_filter(_type="pubsub")
+        client.close()
+
+
+@pytest.mark.parametrize("backend", ("postgres", "redis"))
+def test_channel_down_empties_cache_and_misses_nothing(backend: str, request: pytest.FixtureRequest) -> None:
+    """When the push connection dies the cache empties, stays off, and comes back clean: nothing stale."""
+    if backend == "postgres":
+        uris = schema_postgres_uri(str(request.getfixturevalue("postgres_server")))
+    else:
+        uris = prefixed_redis_uri(str(request.getfixturevalue("redis_server")))
+    uri = next(uris)
+    cached, plain = storage_from_uri(uri), storage_from_uri(uri)
+    try:
+        assert cached.enable_cache(30.0)
+        cache = _live(cached)
+        record = plain.add(make_record())
+        assert cached.find(record.lookup) == record
+        generation = cache.generation
+        _kill_listener(backend, cached)
+        assert _poll(lambda: cache.generation > generation), "the cache was not emptied"
+        plain.update(record.id, {"name": "changed while the channel was down"})  # its push may be lost
+        assert _poll(lambda: cache.live)
+        found = cached.find(record.lookup)
+        assert found is not None and found.name == "changed while the channel was down"
+    finally:
+        cached.close()
+        plain.close()
+        for _ in uris:
+            pass
+
+
+def test_app_revocation_reaches_other_app(tmp_path: Any) -> None:
+    """With GRIDAUTH_CACHE_TTL on SQLite, a key revoked by another app is refused on the next request."""
+    uri = f"sqlite:///{tmp_path}/shared.db"
+    serving = build_app(str(tmp_path / "a"), GRIDAUTH_STORAGE_URI=uri, GRIDAUTH_CACHE_TTL=60)
+    managing = build_app(str(tmp_path / "b"), GRIDAUTH_STORAGE_URI=uri)
+    record, raw = create_key(managing)
+    client = serving.test_client()
+    assert client.get("/items", headers=bearer(raw)).status_code == 200
+    assert client.get("/items", headers=bearer(raw)).status_code == 200
+    cache = serving.extensions["gridauth"].storage._key_cache
+    assert cache is not None and cache.hits >= 1
+    with managing.app_context():
+        managing.extensions["gridauth"].keys.revoke(record.id)
+    assert client.get("/items", headers=bearer(raw)).status_code == 401
+
+
+@pytest.mark.parametrize("value", (-1, "10", True, 10**6))
+def test_bad_cache_ttl_refused(tmp_path: Any, value: Any) -> None:
+    """GRIDAUTH_CACHE_TTL must be seconds from 0 to a day."""
+    with pytest.raises(ConfigurationError, match="GRIDAUTH_CACHE_TTL"):
+        build_app(str(tmp_path), GRIDAUTH_CACHE_TTL=value)
+
+
+def test_memory_has_no_cache(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """memory:// needs no cache: the setting is ignored with a warning naming the backend."""
+    build_app(str(tmp_path), GRIDAUTH_CACHE_TTL=5)
+    assert "MemoryStorage cannot push changes" in caplog.text

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from flask_gridauth import ConfigurationError, RateLimited, Unauthorized, dashbo
 from flask_gridauth.client import public_key_of, sign_request
 from flask_gridauth.dashboard.session import COOKIE_NAME
 from flask_gridauth.keys import generate_key
+from flask_gridauth.storage import sqlite as sqlite_module
 
 from .conftest import TOKEN, bearer, build_app, create_key
 
@@ -472,3 +474,73 @@ def test_rotate_token_ends_every_token_session(dash: Flask, tmp_path: Path) -> N
     assert token_session.get(f"{DASH}/").status_code == 303  # ... but its token sessions ended
     assert copy.get(f"{DASH}/").status_code == 303
     assert key_session.get(f"{DASH}/").status_code == 200
+
+
+# -- L6: a SQLite file deleted or replaced under a running server; durable revocations -------------------------------
+
+
+def _sqlite_app(tmp_path: Path) -> tuple[Flask, Path, str]:
+    """An app on a SQLite file of its own, with one key written; the app, the file's path and the key's id."""
+    db = tmp_path / "keys.db"
+    app = build_app(str(tmp_path / "instance"), GRIDAUTH_STORAGE_URI=f"sqlite:///{db}")
+    record, _ = create_key(app)
+    assert app.test_client().get("/api/v1/health").status_code == 200
+    return app, db, record.id
+
+
+def _remove_database(db: Path) -> None:
+    """Delete the database file and its WAL companions, as an operator's rm would."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+
+
+def test_deleted_sqlite_file_makes_health_and_writes_503(tmp_path: Path) -> None:
+    """After the file is deleted, /health and a key creation answer 503 instead of 200 and a 201 into nothing."""
+    app, db, _ = _sqlite_app(tmp_path)
+    client = app.test_client()
+    _remove_database(db)
+    assert client.get("/api/v1/health").status_code == 503
+    created = client.post("/api/v1/api-keys", json={"name": "lost", "scopes": ["read"]}, headers=bearer(TOKEN))
+    assert created.status_code == 503
+    assert not db.exists()  # nothing silently recreated an empty database under the running server
+
+
+def test_deleted_sqlite_file_makes_requests_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads check the file too (at most once per interval; the interval is zero here): a key request gets 503."""
+    monkeypatch.setattr(sqlite_module, "IDENTITY_CHECK_INTERVAL", 0.0)
+    db = tmp_path / "keys.db"
+    app = build_app(str(tmp_path / "instance"), GRIDAUTH_STORAGE_URI=f"sqlite:///{db}")
+    _, raw = create_key(app)
+    client = app.test_client()
+    assert client.get("/items", headers=bearer(raw)).status_code == 200
+    _remove_database(db)
+    assert client.get("/items", headers=bearer(raw)).status_code == 503
+
+
+def test_replaced_sqlite_file_makes_health_503(tmp_path: Path) -> None:
+    """A file swapped in at the path (a restored backup: another inode) is refused, not half-used."""
+    app, db, key_id = _sqlite_app(tmp_path)
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(db) as source, sqlite3.connect(backup) as target:
+        source.backup(target)
+    os.replace(backup, db)
+    assert app.test_client().get("/api/v1/health").status_code == 503
+    revoke = app.test_client().delete(f"/api/v1/api-keys/{key_id}", headers=bearer(TOKEN))
+    assert revoke.status_code == 503  # never acknowledged into the old, unlinked file
+
+
+def test_sqlite_management_writes_commit_with_synchronous_full(tmp_path: Path) -> None:
+    """A revocation (every management write) commits under synchronous=FULL; the hot path stays NORMAL."""
+    app, _, _ = _sqlite_app(tmp_path)
+    record, _ = create_key(app)
+    storage = get_state(app).storage
+    statements: list[str] = []
+    storage._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    with app.app_context():
+        get_state(app).keys.revoke(record.id, owner=record.owner)
+    commits = [i for i, sql in enumerate(statements) if sql.strip().upper() == "COMMIT"]
+    assert commits
+    before = [s.upper().replace(" ", "") for s in statements[: commits[0]]]
+    assert "PRAGMASYNCHRONOUS=FULL" in before
+    assert statements[commits[0] + 1].upper().replace(" ", "") == "PRAGMASYNCHRONOUS=NORMAL"
+    assert storage._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # type: ignore[attr-defined]  # NORMAL

@@ -1,8 +1,12 @@
 """SQLite storage: the embedded default, safe across threads and processes.
 
 One connection per thread (and per process, so a fork never shares one), WAL
-so readers never wait for writers, ``synchronous=NORMAL`` so a commit does not
-fsync, a busy timeout, and ``BEGIN IMMEDIATE`` for writes that read first.
+so readers never wait for writers, ``synchronous=NORMAL`` on the hot path (the
+replay cache, usage times) so those commits do not fsync, ``FULL`` for key and
+session changes so an acknowledged revocation survives a power loss, a busy
+timeout, and ``BEGIN IMMEDIATE`` for writes that read first. The file opened is
+remembered (device and inode): a file deleted or replaced under the running
+server is a ``StorageError`` (503), never a write into the unlinked file.
 
 ``last_used_at`` writes are coalesced: a key's first use is written at once,
 and its later refreshes (at most one a minute per key) are gathered in this
@@ -105,6 +109,10 @@ _SPEND_SQL = (
 )
 #: Seconds between two writes of gathered ``last_used_at`` refreshes.
 TOUCH_FLUSH_INTERVAL = 1.0
+#: Seconds between two checks, on the read path, that the file at the path is still the file this
+#: storage opened (a ``stat``, measured at 5-7 µs on a loaded 2-vCPU box, about half a key look-up).
+#: Writes and :meth:`SQLiteStorage.ping` (``/health``) check every time.
+IDENTITY_CHECK_INTERVAL = 1.0
 _TOUCH_SQL = "UPDATE gridauth_keys SET last_used_at = ? WHERE id = ?"
 _FIND_SQL = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE lookup = ?"  # noqa: S608 - fixed columns
 #: Most decoded rows :meth:`SQLiteStorage.find` keeps (then the cache starts over).
@@ -202,8 +210,36 @@ class SQLiteStorage(Storage):
         self._pending: dict[str, float] = {}
         self._pending_lock = threading.Lock()
         self._flush_at = 0.0
+        # (st_dev, st_ino) of the file first opened, and when the read path last compared it.
+        self._identity: tuple[int, int] | None = None
+        self._identity_checked = 0.0
+
+    def _check_file(self) -> None:
+        """Refuse (``OperationalError``, so 503) when the file at the path is not the one first opened.
+
+        A database deleted or replaced (a backup restored by renaming it into
+        place) under a running server would otherwise go on serving the old,
+        unlinked inode: writes acknowledged into a file nobody will read again,
+        and revoked keys back at the next start. Only a restart opens the new file.
+        """
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise sqlite3.OperationalError(
+                "the database file was deleted under the running server; restore it, then restart"
+            ) from None
+        current = (st.st_dev, st.st_ino)
+        if self._identity is None:
+            self._identity = current
+        elif current != self._identity:
+            raise sqlite3.OperationalError(
+                "the database file was replaced under the running server (another inode); restart to use it"
+            )
+        self._identity_checked = time.monotonic()
 
     def _connect(self) -> sqlite3.Connection:
+        if self._identity is not None:
+            self._check_file()  # never create a fresh empty file where the opened one was deleted
         # The file holds key hashes and the replay cache: create it private (SQLite gives its
         # -wal and -shm files the same mode), never with the umask's usual 0644.
         try:
@@ -215,6 +251,11 @@ class SQLiteStorage(Storage):
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=True)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            self._check_file()  # the file just opened is the one first opened (or becomes it)
+        except sqlite3.Error:
+            conn.close()
+            raise
         if not self._schema_ready:
             # One thread of this process sets the file up; the others wait for it.
             with self._schema_lock:
@@ -268,6 +309,8 @@ class SQLiteStorage(Storage):
         if getattr(local, "pid", None) != os.getpid():
             local.conn = self._connect()
             local.pid = os.getpid()
+        elif time.monotonic() - self._identity_checked >= IDENTITY_CHECK_INTERVAL:
+            self._check_file()
         conn: sqlite3.Connection = local.conn
         return conn
 
@@ -293,15 +336,30 @@ class SQLiteStorage(Storage):
         return StorageError(f"SQLite storage {self.path} failed: {type(exc).__name__}: {exc}")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction on the file first opened.
+
+        ``durable`` (every write but the batched ``last_used_at`` refreshes)
+        commits under ``synchronous=FULL``: in WAL mode that syncs the WAL at the
+        commit, so a revocation, once answered, survives a power loss. Under
+        ``NORMAL`` a commit is only synced at the next checkpoint, and "might
+        roll back following a power loss or system crash" (SQLite's own words).
+        """
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._check_file()
+        if durable:
+            conn.execute("PRAGMA synchronous = FULL")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous = NORMAL")
 
     def add(self, record: KeyRecord) -> KeyRecord:
         """Insert the key; its ``seq`` is the row id."""
@@ -466,7 +524,7 @@ class SQLiteStorage(Storage):
         if not batch:
             return
         try:
-            with self._write() as conn:
+            with self._write(durable=False) as conn:  # a lost usage time is harmless: no fsync for it
                 conn.executemany(_TOUCH_SQL, [(used, key_id) for key_id, used in batch.items()])
         except sqlite3.Error:
             with self._pending_lock:
@@ -520,8 +578,10 @@ class SQLiteStorage(Storage):
         return cur.rowcount == 1
 
     def ping(self) -> None:
-        """Run a trivial query against the file."""
-        self._conn.execute("SELECT 1 FROM gridauth_keys LIMIT 1").fetchall()
+        """Run a trivial query against the file, after checking it is still the file first opened."""
+        conn = self._conn
+        self._check_file()
+        conn.execute("SELECT 1 FROM gridauth_keys LIMIT 1").fetchall()
 
     def close(self) -> None:
         """Write pending ``last_used_at`` refreshes, then close this thread's connection."""

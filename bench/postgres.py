@@ -27,6 +27,7 @@ from harness import Case, log, measure, table  # noqa: E402
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_KEY = "GridAuth API key, PostgreSQL"
+PG_CACHED = "GridAuth API key, PostgreSQL, GRIDAUTH_CACHE_TTL=60"
 SELECT_IN_REQUEST = "bare route + one psycopg primary-key SELECT in the view"
 SELECT = "psycopg primary-key SELECT (pool, tight loop)"
 
@@ -82,9 +83,13 @@ def main() -> None:
         pool, lookup = _unit_table(uri)
         app = apps.gridauth_app(uri)
         key_case = Case(PG_KEY, apps.api_key_call(app, apps.with_keys(app, args.keys)), base=apps.BARE_GET)
+        cached_app = apps.gridauth_app(uri, GRIDAUTH_CACHE_TTL=60)
+        cached_case = Case(
+            PG_CACHED, apps.api_key_call(cached_app, apps.with_keys(cached_app, args.keys)), base=apps.BARE_GET
+        )
         memory = apps.api_key_memory()
         memory.base = apps.BARE_GET
-        cases = [apps.bare(), memory, key_case, *select_cases(pool, lookup)]
+        cases = [apps.bare(), memory, key_case, cached_case, *select_cases(pool, lookup)]
         measure(cases, requests=args.requests, rounds=args.rounds)
         by = {c.name: c for c in cases}
         bare = by[apps.BARE_GET].median_us
@@ -99,6 +104,12 @@ def main() -> None:
             f"{(added_key - added_memory) / added_select:.2f}× the SELECT; "
             f"the SELECT in a tight loop: {by[SELECT].median_us:.1f} µs"
         )
+        added_cached = by[PG_CACHED].median_us - bare
+        print(
+            f"With the key cache on, PostgreSQL adds {added_cached:.1f} µs = "
+            f"{added_cached / added_memory:.2f}× what memory adds (target ≤ 1.15)"
+        )
+        cached_app.extensions["gridauth"].storage.close()
         app.extensions["gridauth"].storage.close()
     finally:
         if pool is not None:

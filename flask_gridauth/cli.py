@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -21,7 +22,7 @@ from . import config as c
 from .cli_keygen import keygen
 from .errors import ConfigurationError, GridAuthError, InvalidRequest, StorageError
 from .extension import get_state
-from .records import KeyRecord, isoformat
+from .records import KeyRecord, isoformat, utcnow
 from .responses import UNMATCHED_ATTR
 
 P = ParamSpec("P")
@@ -176,6 +177,35 @@ def revoke(key_id: str) -> None:
     """Revoke a key at once (every process sharing the storage sees it)."""
     record = get_state().keys.revoke(key_id)
     click.echo(f"Revoked {record.id} ({record.name!r}) at {_when(record.revoked_at)}")
+
+
+@gridauth_cli.command("expiring")
+@click.option("--within", default="7d", show_default=True, help="How far ahead to look: 3600, 12h, 7d, 2w.")
+@click.option("--owner", help="Only this owner's keys (default: every owner's).")
+@_clean_errors
+def expiring(within: str, owner: str | None) -> None:
+    """Keys still usable that expire within --within, soonest first."""
+    seconds = parse_duration(within, "--within")
+    now = utcnow()
+    horizon = now + timedelta(seconds=seconds)
+    keys = get_state().keys
+    found: list[KeyRecord] = []
+    before: int | None = None
+    while True:  # bounded: every page moves ``before`` strictly down
+        page = keys.list(owner=owner, limit=100, before_seq=before)
+        found.extend(
+            r for r in page if r.revoked_at is None and r.expires_at is not None and now < r.expires_at <= horizon
+        )
+        if len(page) < 100:
+            break
+        before = page[-1].seq
+    if not found:
+        click.echo(f"No key expires within {within}.")
+        return
+    found.sort(key=lambda r: r.expires_at or now)
+    rows = [(r.id, r.name, r.prefix, r.owner, r.status(now), _when(r.expires_at)) for r in found]
+    for line in _table(("ID", "NAME", "PREFIX", "OWNER", "STATUS", "EXPIRES"), rows):
+        click.echo(line)
 
 
 @gridauth_cli.command("disable")

@@ -113,6 +113,16 @@ SCANNING_REFETCH_COOLDOWN = "GRIDAUTH_SECRET_SCANNING_REFETCH_COOLDOWN"
 #: Most tokens one secret-scanning alert may carry; a longer array is 413.
 SCANNING_MAX_TOKENS = "GRIDAUTH_SECRET_SCANNING_MAX_TOKENS"  # noqa: S105 - a config key's name, not a secret
 
+#: Environments of API keys this server accepts; a key of any other is a 401 (a production server
+#: that takes no test keys: ``("live",)``).
+ENVIRONMENTS = "GRIDAUTH_ENVIRONMENTS"
+#: Seconds before a key's ``expires_at`` from which responses to it carry ``Sunset`` (RFC 8594)
+#: and the ``key_expiring`` signal is sent; ``None`` or ``0`` turns the warning off.
+EXPIRY_WARNING = "GRIDAUTH_EXPIRY_WARNING"
+#: One limit shared by every key of an owner and the owner's JWTs, beside each credential's own;
+#: ``None`` for none.
+RATELIMIT_OWNER = "GRIDAUTH_RATELIMIT_OWNER"
+
 DEFAULT_METHOD_SCOPES: dict[str, str] = {
     "GET": "read",
     "HEAD": "read",
@@ -125,6 +135,9 @@ DEFAULT_METHOD_SCOPES: dict[str, str] = {
 DEFAULT_SCOPE_IMPLICATIONS: dict[str, list[str]] = {"admin": ["write"], "write": ["read"]}
 
 DEFAULTS: dict[str, Any] = {
+    ENVIRONMENTS: ("live", "test"),
+    EXPIRY_WARNING: 7 * 24 * 3600,
+    RATELIMIT_OWNER: None,
     STORAGE_URI: None,
     KEY_PREFIX: "grd",
     API_TOKEN: None,

@@ -157,6 +157,16 @@ class RateLimited(GridAuthError, wz.TooManyRequests):
     description = "Rate limit exceeded"
 
 
+class QuotaExceeded(RateLimited):
+    """A key's usage quota is spent (429 ``quota_exceeded``); carries ``X-Quota-Limit`` and ``X-Quota-Remaining``.
+
+    A subclass of :class:`RateLimited`, so a handler for 429 or for rate limits sees it too.
+    """
+
+    error_code = "quota_exceeded"
+    description = "Usage quota exceeded"
+
+
 class Unavailable(GridAuthError, wz.ServiceUnavailable):
     """Storage unreachable: the request is refused, never let through (503)."""
 

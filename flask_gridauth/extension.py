@@ -31,10 +31,12 @@ from .errors import (
     ErrorInfo,
     Forbidden,
     GridAuthError,
+    RateLimited,
     StorageError,
     Unauthorized,
     Unavailable,
 )
+from .keypolicy import KeyPolicy, cost
 from .keys import key_pattern, validate_prefix
 from .management import KeyManager
 from .principal import G_ATTR, Principal
@@ -98,10 +100,19 @@ class GridAuthState:
         self.signatures: SignatureVerifier = _build_signatures(app)
         self.signature_environ = frozenset(self.signatures.environ_names)
         self.ratelimit: RateLimits | None = _build_ratelimit(app, self.storage)
+        #: A key's own settings: environments, address allowlist, quota, expiry warning.
+        self.policy = KeyPolicy.from_config(cfg, self.storage)
 
         #: Every credential kind this app accepts; the request hook asks it.
         self.verifiers = VerifierRegistry()
-        self.verifiers.register(ApiKeyKind(pattern=self.key_pattern, storage=self.storage, expand=self.expand))
+        self.verifiers.register(
+            ApiKeyKind(
+                pattern=self.key_pattern,
+                storage=self.storage,
+                expand=self.expand,
+                environments=self.policy.environments,
+            )
+        )
         self.verifiers.register(SignatureKind(self.signatures, storage=self.storage, expand=self.expand))
         if self.jwt is not None:
             self.verifiers.register(JWTKind(self.jwt))
@@ -184,9 +195,18 @@ class GridAuthState:
             return
         principal = self.authenticate(req)
         setattr(g, G_ATTR, principal)
+        policy = self.policy
+        if principal.key is not None:
+            policy.check_address(principal, req.remote_addr)  # before anything is counted
         if self.ratelimit is not None:
             # Counted before the scope check: a 403 is a request too, and carries the headers.
-            self.ratelimit.hit(principal, endpoint)
+            try:
+                self.ratelimit.hit(principal, endpoint)
+            except RateLimited:
+                policy.note_refused(principal)
+                raise
+        if principal.key is not None:
+            policy.spend(principal, endpoint)  # after the rate limits: a refused request costs nothing
         required_all, required_any, kinds = needs
         if kinds is not None:
             check_kind(principal, kinds)
@@ -205,6 +225,9 @@ class GridAuthState:
         """Add the rate-limit headers of a limited credential and the headers an error owes."""
         if self.ratelimit is not None:
             self.ratelimit.add_headers(response)
+        principal = g.get(G_ATTR)
+        if principal is not None and principal.key is not None:
+            self.policy.add_headers(response, principal)
         return responses.after_request(response)
 
     def authenticate(self, req: Request | None = None) -> Principal:
@@ -260,6 +283,7 @@ class GridAuthState:
             expand=self.expand,
             counter_prefix=plan.prefix,
             windows=plan.windows,
+            environments=self.policy.environments,
         )
         if counts is not None and self.ratelimit is not None:
             self.ratelimit.note_counted(principal, counts)
@@ -435,6 +459,10 @@ class GridAuth:
     def storage(self, app: Flask | None = None) -> Storage:
         """The storage backend of ``app`` (default: the current app)."""
         return get_state(app).storage
+
+    def cost(self, units: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """A request to this route uses ``units`` of an API key's quota instead of one."""
+        return cost(units)
 
     def limit(self, *limits: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Add a route limit such as ``"10/minute"``, counted per credential."""

@@ -18,7 +18,7 @@ from . import signals
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .keys import display_prefix, generate_key, hash_key
 from .principal import Principal
-from .records import KeyRecord, new_key_id, utcnow
+from .records import KeyRecord, Quota, new_key_id, utcnow
 from .schema import (
     MAX_DURATION,
     MAX_METADATA_BYTES,
@@ -152,8 +152,29 @@ class KeyManager:
             "expires_at": spec.expiry(now),
             "rate_limit": spec.rate_limit,
             "metadata": spec.metadata,
+            "allowed_ips": spec.allowed_ips,
+            "quota": spec.quota,
         }
+        self._check_quota(by, spec.quota)
         return common
+
+    def _check_quota(self, by: Principal | None, quota: Quota | None) -> None:
+        """403 when a caller with a quota of its own would give a key more than it has itself.
+
+        More means a larger limit, no quota at all, or a faster refill (units
+        per second) than the caller's own.
+        """
+        own = by.key.quota if by is not None and by.key is not None else None
+        if own is None:
+            return
+        refused = Forbidden("Cannot grant a quota larger than your own")
+        if quota is None or quota.limit > own.limit:
+            raise refused
+        if quota.refill_amount and quota.refill_seconds:
+            if not own.refill_amount or not own.refill_seconds:
+                raise refused
+            if quota.refill_amount * own.refill_seconds > own.refill_amount * quota.refill_seconds:
+                raise refused
 
     def _register(self, spec: NewKey, by: Principal | None) -> KeyRecord:
         from .credentials.signature import load_public_key
@@ -180,6 +201,7 @@ class KeyManager:
             lookup=hash_key(raw_key),
             prefix=display_prefix(raw_key, self.key_prefix),
             environment=spec.environment,
+            canary=spec.canary,
             **common,
         )
         return self._store(record), raw_key
@@ -196,9 +218,21 @@ class KeyManager:
         expires_at: datetime | str | None = None,
         rate_limit: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        allowed_ips: Sequence[str] | None = None,
+        quota: Mapping[str, Any] | None = None,
+        canary: bool = False,
     ) -> tuple[KeyRecord, str]:
         """A new API key: the record and the raw key, which is never available again."""
-        data = _given(expires_in=expires_in, expires_at=expires_at, rate_limit=rate_limit, metadata=metadata)
+        data = _given(
+            expires_in=expires_in,
+            expires_at=expires_at,
+            rate_limit=rate_limit,
+            metadata=metadata,
+            allowed_ips=allowed_ips,
+            quota=quota,
+        )
+        if canary:
+            data["canary"] = True
         if owner is not None and (by is None or owner != by.owner):
             data["owner"] = owner
         spec = parse_create({"name": name, "scopes": scopes, "environment": environment, **data})
@@ -234,6 +268,8 @@ class KeyManager:
         record = self.get(key_id, owner=owner)
         if "scopes" in changes and not set(changes["scopes"]) <= set(record.scopes):
             raise Forbidden("A key's scopes can only shrink")
+        if "quota" in changes:
+            self._check_quota(by, changes["quota"])
         updated = self.storage.update(record.id, changes)
         if updated is None:
             raise NotFound("API key not found")
@@ -249,9 +285,18 @@ class KeyManager:
         metadata: Mapping[str, Any] | None = _UNSET,
         scopes: Sequence[str] = _UNSET,
         rate_limit: str | None = _UNSET,
+        allowed_ips: Sequence[str] = _UNSET,
+        quota: Mapping[str, Any] | None = _UNSET,
     ) -> KeyRecord:
-        """Rename, re-label, narrow the scopes of, or re-limit a key. Scopes may only shrink."""
-        given = {"name": name, "metadata": metadata, "scopes": scopes, "rate_limit": rate_limit}
+        """Rename, re-label, narrow the scopes of, re-limit, re-fence or re-quota a key. Scopes may only shrink."""
+        given = {
+            "name": name,
+            "metadata": metadata,
+            "scopes": scopes,
+            "rate_limit": rate_limit,
+            "allowed_ips": allowed_ips,
+            "quota": quota,
+        }
         return self.update_from(key_id, {k: v for k, v in given.items() if v is not _UNSET}, owner=owner, by=by)
 
     def revoke(self, key_id: str, *, owner: str | None = None) -> KeyRecord:

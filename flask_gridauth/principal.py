@@ -36,6 +36,8 @@ class Principal:
     scopes: frozenset[str]
     claims: Mapping[str, Any] | None = None
     key: KeyRecord | None = field(default=None, repr=False)
+    #: ``"live"`` or ``"test"`` for an API key; ``None`` for every other kind.
+    environment: str | None = None
 
     def has_scope(self, name: str) -> bool:
         """Whether this principal holds ``name``, exactly or through a wildcard."""
@@ -54,6 +56,7 @@ class Principal:
             "id": self.id,
             "owner": self.owner,
             "scopes": sorted(self.scopes),
+            "environment": self.environment,
         }
 
 

@@ -77,6 +77,8 @@ HEADER_REMAINING = HeaderNames.REMAINING.value
 HEADER_RESET = HeaderNames.RESET.value
 HEADER_RETRY_AFTER = HeaderNames.RETRY_AFTER.value
 
+#: Credential kinds that count against ``GRIDAUTH_RATELIMIT_OWNER`` (not the bootstrap token, not an app's own).
+OWNER_KINDS = frozenset({"api_key", "signature", "jwt"})
 #: Most window ends and parsed ``rate_limit`` strings cached per process.
 MAX_CACHED = 10_000
 
@@ -205,8 +207,11 @@ class RateLimits:
         failed: tuple[Limit, ...] | None,
         precount: Precount | None = None,
         limiter: RateLimiter | None = None,
+        owner: tuple[Limit, ...] | None = None,
     ) -> None:
         self.counters = counters
+        #: ``GRIDAUTH_RATELIMIT_OWNER``: one budget per owner, beside each credential's own limits.
+        self.owner = owner
         #: The ``limits`` strategy for a sliding or moving window; ``None``: fixed windows, counted directly.
         self.limiter = limiter
         self._precount = precount
@@ -236,7 +241,8 @@ class RateLimits:
             # The counters live on the key storage's own server (counter_storage): one look-up can do both.
             windows = tuple(v for limit in api_key for v in (limit.suffix, limit.expiry))
             precount = Precount(storage, shared[1] + "api_key:", windows, api_key)
-        return cls(counters, defaults=defaults, failed=failed, precount=precount, limiter=limiter)
+        owner = _config_limits(config, c.RATELIMIT_OWNER)
+        return cls(counters, defaults=defaults, failed=failed, precount=precount, limiter=limiter, owner=owner)
 
     # -- what a request counts against ---------------------------------------
 
@@ -349,7 +355,8 @@ class RateLimits:
             return
         identity, limits = found
         route = self.route_limits(endpoint)
-        if not limits and not route:
+        owner = self.owner if principal.kind in OWNER_KINDS else None
+        if not limits and not route and not owner:
             return
         now = time.time()
         results: list[tuple[Stats, bool]] = []
@@ -366,6 +373,9 @@ class RateLimits:
                     results.append((Stats(limit.amount, max(0, limit.amount - count), reset), count > limit.amount))
             elif limits:
                 self._count(identity, limits, now, results)
+            if owner:
+                # Shared by every key and JWT of the owner (on Redis one more call: not in the look-up script).
+                self._count("owner:" + principal.owner, owner, now, results)
         except self._errors as exc:
             raise _unavailable(exc) from None
         if len(results) == 1:

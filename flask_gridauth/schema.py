@@ -26,7 +26,7 @@ from typing import Any, Literal, cast
 
 from .errors import InvalidRequest
 from .keys import ENVIRONMENTS, Environment
-from .records import KeyType, utcnow
+from .records import REFILL_SECONDS, KeyType, Quota, utcnow
 from .scopes import SCOPE_RE, is_valid_scope
 
 MAX_NAME = 200
@@ -252,6 +252,54 @@ def check_limit(value: str | None, name: str = "limit") -> int:
     return int(value)
 
 
+#: Largest quota a key may hold, and the most CIDRs in an address allowlist.
+MAX_QUOTA = 10**12
+MAX_ALLOWED_IPS = 100
+
+
+def check_allowed_ips(value: object, name: str = "allowed_ips") -> tuple[str, ...]:
+    """Up to 100 IPv4/IPv6 addresses or CIDRs, normalised (host bits cleared); empty: anywhere."""
+    from .keypolicy import normalise_cidrs
+
+    try:
+        return normalise_cidrs(value, name)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), field=name) from None
+
+
+def check_quota(value: object, name: str = "quota") -> Quota | None:
+    """``{"limit": N, "refill": {"amount": M, "interval": "hour"|"day"|"month"} | null}``, or ``None``."""
+    if value is None:
+        return None
+    shape = (
+        f'must be {{"limit": 1..{MAX_QUOTA}, "refill": null or'
+        ' {"amount": 1..limit, "interval": "hour", "day" or "month"}}'
+    )
+    if not isinstance(value, Mapping) or set(value) - {"limit", "refill"} or "limit" not in value:
+        raise _error(name, shape)
+    limit = value["limit"]
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_QUOTA:
+        raise _error(name, shape)
+    refill = value.get("refill")
+    if refill is None:
+        return Quota(limit)
+    if not isinstance(refill, Mapping) or set(refill) != {"amount", "interval"}:
+        raise _error(name, shape)
+    amount, interval = refill["amount"], refill["interval"]
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= limit:
+        raise _error(name, shape)
+    if interval not in REFILL_SECONDS:
+        raise _error(name, shape)
+    return Quota(limit, amount, interval)
+
+
+def check_canary(value: object, name: str = "canary") -> bool:
+    """``true`` or ``false``."""
+    if not isinstance(value, bool):
+        raise _error(name, "must be true or false")
+    return value
+
+
 # -- the table ------------------------------------------------------------------------------
 
 _NULLABLE = "nullable"
@@ -287,8 +335,7 @@ def _spec(
     )
 
 
-#: Every field any key-management operation takes. The business fields (quota, allowed_ips,
-#: canary) join this table when they land; the OpenAPI document follows by itself.
+#: Every field any key-management operation takes; the OpenAPI document follows by itself.
 FIELDS: dict[str, FieldSpec] = {
     spec.name: spec
     for spec in (
@@ -376,6 +423,51 @@ FIELDS: dict[str, FieldSpec] = {
             'With "type": "signing": standard base64 of a 32-byte Ed25519 public key of prime order.',
         ),
         _spec(
+            "allowed_ips",
+            {
+                "type": "array",
+                "maxItems": MAX_ALLOWED_IPS,
+                "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                "examples": [["203.0.113.0/24", "2001:db8::/32"]],
+            },
+            check_allowed_ips,
+            "create update",
+            "IPv4 and IPv6 addresses or CIDRs the key may be used from (host bits are cleared); empty: anywhere."
+            " A request from elsewhere gets 403.",
+        ),
+        _spec(
+            "quota",
+            {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "required": ["limit"],
+                "properties": {
+                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_QUOTA},
+                    "refill": {
+                        "type": ["object", "null"],
+                        "additionalProperties": False,
+                        "required": ["amount", "interval"],
+                        "properties": {
+                            "amount": {"type": "integer", "minimum": 1, "maximum": MAX_QUOTA},
+                            "interval": {"enum": list(REFILL_SECONDS)},
+                        },
+                    },
+                },
+            },
+            check_quota,
+            "create update",
+            "Units the key may use (one per request, more on routes with a cost); the refill adds `amount`"
+            " per interval (a month is 30 days), up to `limit`. Setting it starts the count afresh."
+            " Never more than the caller's own quota. null: no quota.",
+        ),
+        _spec(
+            "canary",
+            {"type": "boolean", "default": False},
+            check_canary,
+            "create",
+            "A canary key never authorises anything: each use is a generic 401 and raises an alarm.",
+        ),
+        _spec(
             "grace_period",
             {"type": "integer", "minimum": 0, "maximum": MAX_DURATION, "default": 0},
             lambda v: check_duration(v, "grace_period", low=0),
@@ -405,6 +497,9 @@ class NewKey:
     rate_limit: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     public_key: str | None = None
+    allowed_ips: tuple[str, ...] = ()
+    quota: Quota | None = None
+    canary: bool = False
 
     def expiry(self, now: datetime) -> datetime | None:
         """When the key expires, measured from ``now``."""
@@ -421,12 +516,13 @@ class KeyChanges:
     scopes: tuple[str, ...] = _UNSET
     rate_limit: str | None = _UNSET
     metadata: dict[str, Any] = _UNSET
+    allowed_ips: tuple[str, ...] = _UNSET
+    quota: Quota | None = _UNSET
 
     def given(self) -> dict[str, Any]:
         """The fields to change."""
-        return {
-            k: getattr(self, k) for k in ("name", "scopes", "rate_limit", "metadata") if getattr(self, k) is not _UNSET
-        }
+        names = ("name", "scopes", "rate_limit", "metadata", "allowed_ips", "quota")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not _UNSET}
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,6 +566,8 @@ def parse_create(data: Mapping[str, Any]) -> NewKey:
             raise _error("public_key", 'is required with "type": "signing"')
         if "environment" in checked:
             raise _error("environment", "is not a field of signing keys")
+        if checked.get("canary"):
+            raise _error("canary", "is for API keys only")
     elif "public_key" in checked:
         raise _error("public_key", 'needs "type": "signing"')
     return NewKey(**checked)

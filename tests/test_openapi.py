@@ -43,6 +43,13 @@ SEMANTIC_422 = {
     ("cursor", "cursor is not valid"),
     ("public_key", "public_key is not a usable Ed25519 key (small order or non-canonical)"),
     ("public_key", "this public key is already registered"),
+    # An IP or CIDR, and a refill no larger than the limit, are beyond a JSON Schema pattern's reach.
+    ("allowed_ips", "allowed_ips must hold IPv4 or IPv6 CIDRs such as 203.0.113.0/24"),
+    (
+        "quota",
+        'quota must be {"limit": 1..1000000000000, "refill": null or {"amount": 1..limit, "interval": "hour",'
+        ' "day" or "month"}}',
+    ),
 }
 #: What positive (schema-valid) input may get: success, or a refusal that is not about its shape.
 POSITIVE_STATUSES = {200, 201, 202, 401, 403, 404, 409, 429}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from re import Pattern
 
@@ -53,7 +53,10 @@ def principal_for(record: KeyRecord, kind: PrincipalKind, expand: Expander) -> P
     cached = _principals.get(cache_key)
     if cached is not None and cached[0] is record and cached[1] == expand:
         return cached[2]
-    principal = Principal(kind=kind, id=record.id, owner=record.owner, scopes=expand(record.scopes), key=record)
+    environment = record.environment if kind == "api_key" else None
+    principal = Principal(
+        kind=kind, id=record.id, owner=record.owner, scopes=expand(record.scopes), key=record, environment=environment
+    )
     if len(_principals) >= MAX_CACHED_PRINCIPALS:
         _principals.clear()
     _principals[cache_key] = (record, expand, principal)
@@ -67,14 +70,41 @@ def _matching(record: KeyRecord | None, digest: str) -> KeyRecord:
     return record
 
 
-def verify_api_key(raw_key: str, *, pattern: Pattern[str], storage: Storage, expand: Expander) -> Principal:
-    """The principal of ``raw_key``, or 401. Storage failures propagate as ``StorageError``."""
+def check_usable(record: KeyRecord, now: datetime, environments: Collection[str] | None, storage: Storage) -> None:
+    """:func:`check_record` for an API key, after two checks of its own.
+
+    A canary key is reported (never authorising anything: a generic 401, its use
+    recorded) and a key of an environment not in ``environments`` is refused.
+    """
+    if record.canary:
+        from ..keypolicy import report_canary
+
+        touch_if_due(storage, record, now)
+        report_canary(record)
+        raise Unauthorized()
+    check_record(record, now)
+    if environments is not None and record.environment not in environments:
+        raise Unauthorized(f"API key environment '{record.environment}' is not accepted here")
+
+
+def verify_api_key(
+    raw_key: str,
+    *,
+    pattern: Pattern[str],
+    storage: Storage,
+    expand: Expander,
+    environments: Collection[str] | None = None,
+) -> Principal:
+    """The principal of ``raw_key``, or 401. Storage failures propagate as ``StorageError``.
+
+    ``environments``: the key environments accepted (``None``: any).
+    """
     if not check_key(raw_key, pattern):
         raise Unauthorized()
     digest = hash_key(raw_key)
     record = _matching(storage.find(digest), digest)
     now = utcnow()
-    check_record(record, now)
+    check_usable(record, now, environments, storage)
     touch_if_due(storage, record, now)
     return principal_for(record, "api_key", expand)
 
@@ -87,6 +117,7 @@ def verify_api_key_counted(
     expand: Expander,
     counter_prefix: str,
     windows: Sequence[str | int],
+    environments: Collection[str] | None = None,
 ) -> tuple[Principal, list[tuple[int, int]] | None]:
     """:func:`verify_api_key` on Redis, with the key's rate-limit counters hit in the same round trip.
 
@@ -106,9 +137,10 @@ def verify_api_key_counted(
         touch_interval=TOUCH_INTERVAL.total_seconds(),
         counter_prefix=counter_prefix,
         windows=windows,
+        environments=environments,
     )
     record = _matching(record, digest)
-    check_record(record, now)
+    check_usable(record, now, environments, storage)
     if not touched:
         touch_if_due(storage, record, now)
     return principal_for(record, "api_key", expand), counts

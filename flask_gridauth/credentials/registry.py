@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from re import Pattern
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -165,14 +165,28 @@ class ApiKeyKind:
 
     kind = "api_key"
 
-    def __init__(self, *, pattern: Pattern[str], storage: Storage, expand: Expander) -> None:
+    def __init__(
+        self,
+        *,
+        pattern: Pattern[str],
+        storage: Storage,
+        expand: Expander,
+        environments: Collection[str] | None = None,
+    ) -> None:
         self.pattern = pattern
         self.storage = storage
         self.expand = expand
+        self.environments = environments
 
     def verify(self, credential: Credential, request: Request) -> Principal:
         """The key's principal, or 401."""
-        return verify_api_key(credential.value, pattern=self.pattern, storage=self.storage, expand=self.expand)
+        return verify_api_key(
+            credential.value,
+            pattern=self.pattern,
+            storage=self.storage,
+            expand=self.expand,
+            environments=self.environments,
+        )
 
 
 class JWTKind:

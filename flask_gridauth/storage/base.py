@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar, cast
 
@@ -256,6 +256,7 @@ class Storage(ABC):
         touch_interval: float,
         counter_prefix: str,
         windows: Sequence[str | int],
+        environments: Collection[str] | None = None,
     ) -> Counted:
         """:meth:`find`, plus (where :attr:`counts_in_lookup`) the use and the rate-limit counts, at once.
 
@@ -266,6 +267,9 @@ class Storage(ABC):
         the counters ``counter_prefix + id + suffix`` of ``windows`` (suffix,
         seconds, ...). Returns the record, whether its use was recorded, and
         ``(count, milliseconds left in the window)`` per window when counted.
+        A canary, a disabled key, a key with ``allowed_ips`` or one whose
+        environment is not in ``environments`` is neither touched nor counted
+        (the caller refuses it, or checks its address first).
         This default only finds: ``(find(lookup), False, None)``.
         """
         return self.find(lookup), False, None

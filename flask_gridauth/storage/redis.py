@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -130,7 +130,9 @@ return spend(rec['quota'], KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])) or {}
 
 # The hot path of an API key with Redis rate limits, in one round trip. ARGV: now (epoch
 # seconds, as written to ``u``), the touch interval, the record type and lookup that are
-# acceptable, the counter-key prefix, then (suffix, window seconds) pairs. The record is
+# acceptable, the counter-key prefix, the accepted environments (" live test ", or '' for any),
+# then (suffix, window seconds) pairs. A canary, a disabled key or one with an address
+# allowlist is left to the caller. The record is
 # checked as check_record() does; only a usable one is touched and counted, and only when
 # it has no own rate_limit (that one the caller parses and counts). The counter is
 # limits' incr_expire: INCRBY, and EXPIRE on the window's first hit.
@@ -143,7 +145,9 @@ local ok, rec = pcall(cjson.decode, pair[1])
 local now = tonumber(ARGV[1])
 if not ok or type(rec) ~= 'table' or rec['type'] ~= ARGV[3] or rec['lookup'] ~= ARGV[4]
     or type(rec['id']) ~= 'string' or rec['revoked_at'] ~= cjson.null
-    or (rec['disabled_at'] ~= nil and rec['disabled_at'] ~= cjson.null) or rec['canary'] == true then
+    or (rec['disabled_at'] ~= nil and rec['disabled_at'] ~= cjson.null) or rec['canary'] == true
+    or (type(rec['allowed_ips']) == 'table' and #rec['allowed_ips'] > 0)
+    or (ARGV[6] ~= '' and not string.find(ARGV[6], ' ' .. tostring(rec['environment']) .. ' ', 1, true)) then
   return {pair[1], pair[2]}
 end
 local expires = rec['expires_at']
@@ -154,7 +158,7 @@ local out = {pair[1], pair[2], 1}
 local own = rec['rate_limit']
 if own ~= cjson.null and own ~= '' then return out end
 local base = ARGV[5] .. rec['id']
-for i = 6, #ARGV - 1, 2 do
+for i = 7, #ARGV - 1, 2 do
   local key = base .. ARGV[i]
   local count = redis.call('INCRBY', key, 1)
   if count == 1 then redis.call('EXPIRE', key, ARGV[i + 1]) end
@@ -465,13 +469,15 @@ class RedisStorage(Storage):
         touch_interval: float,
         counter_prefix: str,
         windows: Sequence[str | int],
+        environments: Collection[str] | None = None,
     ) -> Counted:
         """:meth:`find`, the ``last_used_at`` write when due, and the key's counters, in one round trip.
 
         See :meth:`Storage.find_counted <flask_gridauth.storage.Storage.find_counted>`.
         """
         key = self._rec_key(lookup)
-        args = (repr(now), touch_interval, record_type, lookup, counter_prefix, *windows)
+        accepted = "" if environments is None else " " + " ".join(environments) + " "
+        args = (repr(now), touch_interval, record_type, lookup, counter_prefix, accepted, *windows)
         try:
             # execute_command skips the Script wrapper's per-call work; the script is loaded once.
             reply = self.client.execute_command("EVALSHA", self._find_count.sha, 1, key, *args)

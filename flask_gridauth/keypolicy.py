@@ -1,0 +1,261 @@
+"""What a key's own settings ask of each request: environment, address allowlist, quota, expiry warning.
+
+Built once per app by ``init_app`` (:class:`KeyPolicy`) and called by the
+request hook around the checks every credential gets:
+
+1. while verifying an API key: its environment must be one of
+   ``GRIDAUTH_ENVIRONMENTS`` (else 401, like any unusable key); a canary key is
+   reported and refused (:func:`report_canary`);
+2. once authenticated: the client address must be inside the key's
+   ``allowed_ips`` (else 403 ``forbidden``);
+3. after the rate limits: the key's quota pays for the request (one unit, or
+   the route's :func:`cost`), atomically in storage (else 429
+   ``quota_exceeded``);
+4. on the response: ``X-Quota-Limit`` / ``X-Quota-Remaining`` for a key with a
+   quota, and ``Sunset`` (RFC 8594) for a key that expires within
+   ``GRIDAUTH_EXPIRY_WARNING`` seconds, with the ``key_expiring`` signal sent
+   once per key and process.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from flask import Response, current_app, g, has_request_context, request
+from werkzeug.http import http_date
+
+from . import config as c
+from . import signals
+from .errors import ConfigurationError, Forbidden, QuotaExceeded, RateLimited, Unauthorized
+from .keys import ENVIRONMENTS
+from .principal import Principal
+from .records import KeyRecord, utcnow
+from .storage import Storage
+from .storage.base import QuotaUse
+
+logger = logging.getLogger("flask_gridauth")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Mark on a view: the quota units one request to it uses (see :func:`cost`).
+COST_ATTR = "_gridauth_cost"
+#: Attribute of ``flask.g``: ``(key id, QuotaUse)`` of this request's quota, for the headers.
+G_QUOTA = "_gridauth_quota"
+#: Most CIDRs an ``allowed_ips`` list holds.
+MAX_ALLOWED_IPS = 100
+#: Most key ids one process remembers as already warned about (then it starts over).
+MAX_WARNED = 100_000
+
+HEADER_QUOTA_LIMIT = "X-Quota-Limit"
+HEADER_QUOTA_REMAINING = "X-Quota-Remaining"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def cost(units: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A request to this view uses ``units`` of the key's quota instead of one (0 makes it free)."""
+    if isinstance(units, bool) or not isinstance(units, int) or not 0 <= units <= 10**9:
+        raise ValueError("a route's cost is a whole number of quota units from 0 to 10**9")
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        setattr(view, COST_ATTR, units)
+        return view
+
+    return decorator
+
+
+def normalise_cidrs(value: object, name: str = "allowed_ips") -> tuple[str, ...]:
+    """A list of up to 100 IPv4/IPv6 addresses or CIDRs, as normalised networks; ``ValueError`` naming why.
+
+    Host bits are allowed and cleared (``strict=False``): ``10.1.2.3/8`` is
+    ``10.0.0.0/8``, and the key object shows the network that is enforced. A
+    bare address is a /32 (IPv4) or /128 (IPv6).
+    """
+    if not isinstance(value, list | tuple) or len(value) > MAX_ALLOWED_IPS:
+        raise ValueError(f"{name} must be a list of at most {MAX_ALLOWED_IPS} IPv4 or IPv6 CIDRs")
+    networks: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not 1 <= len(item) <= 64 or not item.isascii():
+            raise ValueError(f"{name} must hold IPv4 or IPv6 CIDRs such as 203.0.113.0/24")
+        try:
+            network = ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{name} must hold IPv4 or IPv6 CIDRs such as 203.0.113.0/24") from None
+        networks.append(str(network))
+    return tuple(dict.fromkeys(networks))
+
+
+@functools.lru_cache(maxsize=4096)
+def _networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+@functools.lru_cache(maxsize=4096)
+def address_allowed(cidrs: tuple[str, ...], remote_addr: str | None) -> bool:
+    """Whether ``remote_addr`` is inside one of ``cidrs`` (an IPv4-mapped IPv6 address counts as IPv4)."""
+    if not remote_addr:
+        return False
+    try:
+        address = ipaddress.ip_address(remote_addr.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in _networks(cidrs))
+
+
+def report_canary(record: KeyRecord) -> None:
+    """A canary key was presented: a WARNING line, the ``canary_used`` signal (never the key itself)."""
+    remote = request.remote_addr if has_request_context() else None
+    agent = request.user_agent.string[:200] if has_request_context() else None
+    logger.warning(
+        "CANARY KEY USED: id=%s prefix=%s owner=%s remote=%s user_agent=%r",
+        record.id,
+        record.prefix,
+        record.owner,
+        remote,
+        agent,
+    )
+    app = current_app._get_current_object() if has_request_context() else None  # type: ignore[attr-defined]
+    signals.canary_used.send(app, key=record, remote_addr=remote, user_agent=agent)
+
+
+class KeyPolicy:
+    """One app's environment, allowlist, quota and expiry-warning checks (see the module docstring)."""
+
+    def __init__(self, storage: Storage, *, environments: Iterable[str], expiry_warning: float) -> None:
+        self.storage = storage
+        self.environments = frozenset(environments)
+        self.expiry_warning = timedelta(seconds=expiry_warning)
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+        self._costs: dict[str | None, int] = {}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], storage: Storage) -> KeyPolicy:
+        """Build from ``GRIDAUTH_ENVIRONMENTS`` and ``GRIDAUTH_EXPIRY_WARNING``, checked here, at start-up."""
+        environments = config.get(c.ENVIRONMENTS)
+        if (
+            isinstance(environments, str)
+            or not isinstance(environments, Iterable)
+            or not all(e in ENVIRONMENTS for e in environments)
+        ):
+            raise ConfigurationError("GRIDAUTH_ENVIRONMENTS must be a list of 'live' and/or 'test'")
+        warning = config.get(c.EXPIRY_WARNING)
+        if warning is None:
+            warning = 0
+        if isinstance(warning, bool) or not isinstance(warning, int | float) or warning < 0:
+            raise ConfigurationError("GRIDAUTH_EXPIRY_WARNING must be a number of seconds (or None for no warning)")
+        return cls(storage, environments=environments, expiry_warning=float(warning))
+
+    # -- while verifying -----------------------------------------------------
+
+    def check_environment(self, record: KeyRecord) -> None:
+        """401 for an API key of an environment this server does not accept (only its holder reads why)."""
+        if record.environment not in self.environments:
+            raise Unauthorized(f"API key environment '{record.environment}' is not accepted here")
+
+    # -- once authenticated --------------------------------------------------
+
+    def check_address(self, principal: Principal, remote_addr: str | None) -> None:
+        """403 when the key has an allowlist and the request comes from outside it."""
+        record = principal.key
+        if record is None or not record.allowed_ips:
+            return
+        if not address_allowed(record.allowed_ips, remote_addr):
+            raise Forbidden("This key may not be used from this address")
+
+    def cost_of(self, endpoint: str | None) -> int:
+        """The quota units one request to ``endpoint`` uses: its :func:`cost`, else 1."""
+        try:
+            return self._costs[endpoint]
+        except KeyError:
+            pass
+        view = current_app.view_functions.get(endpoint) if endpoint is not None else None
+        units: int = getattr(view, COST_ATTR, 1)
+        self._costs[endpoint] = units
+        return units
+
+    def spend(self, principal: Principal, endpoint: str | None) -> None:
+        """Pay for the request from the key's quota; 429 ``quota_exceeded`` when too little is left."""
+        record = principal.key
+        if record is None or record.quota is None:
+            return
+        use: QuotaUse | None
+        counted = g.pop(G_QUOTA, None)
+        if counted is not None and counted[0] == record.id:
+            use = counted[1]  # the Redis key look-up already spent it (one round trip)
+        else:
+            units = self.cost_of(endpoint)
+            use = self.storage.spend_quota(record, units, utcnow()) if units else self.peek(record)
+        if use is None:
+            return  # the quota was removed meanwhile: nothing to pay
+        setattr(g, G_QUOTA, (record.id, use))
+        if not use.allowed:
+            raise QuotaExceeded(headers=self._quota_headers(record, use))
+
+    def peek(self, record: KeyRecord) -> QuotaUse | None:
+        """What is left of the key's quota, taking nothing (for the headers of a free or refused request)."""
+        current = self.storage.get(record.id)
+        if current is None or current.quota is None:
+            return None
+        remaining = current.quota.available()
+        return None if remaining is None else QuotaUse(True, remaining)
+
+    def note_refused(self, principal: Principal) -> None:
+        """A rate limit refused the request before the quota was asked: still show what is left."""
+        record = principal.key
+        if record is None or record.quota is None or g.get(G_QUOTA) is not None:
+            return
+        use = self.peek(record)
+        if use is not None:
+            setattr(g, G_QUOTA, (record.id, use))
+
+    @staticmethod
+    def _quota_headers(record: KeyRecord, use: QuotaUse) -> dict[str, str]:
+        limit = record.quota.limit if record.quota is not None else 0
+        return {HEADER_QUOTA_LIMIT: str(limit), HEADER_QUOTA_REMAINING: str(max(0, use.remaining))}
+
+    # -- the response --------------------------------------------------------
+
+    def add_headers(self, response: Response, principal: Principal | None) -> None:
+        """``X-Quota-*`` for a key with a quota; ``Sunset`` for one that expires soon."""
+        record = principal.key if principal is not None else None
+        if record is None:
+            return
+        spent = g.get(G_QUOTA)
+        if spent is not None and record.quota is not None and spent[0] == record.id:
+            response.headers.update(self._quota_headers(record, spent[1]))
+        expires = record.expires_at
+        if expires is not None and self.expiry_warning and expires - utcnow() <= self.expiry_warning:
+            response.headers["Sunset"] = http_date(expires)
+            self._warn(record, expires)
+
+    def _warn(self, record: KeyRecord, expires: datetime) -> None:
+        """The ``key_expiring`` signal, once per key and process (workers each send their own)."""
+        if record.id in self._warned:
+            return
+        with self._lock:
+            if record.id in self._warned:
+                return
+            if len(self._warned) >= MAX_WARNED:
+                self._warned.clear()
+            self._warned.add(record.id)
+        logger.info(
+            "key expiring soon: id=%s prefix=%s owner=%s expires_at=%s",
+            record.id,
+            record.prefix,
+            record.owner,
+            expires.isoformat(),
+        )
+        signals.key_expiring.send(current_app._get_current_object(), key=record)  # type: ignore[attr-defined]
+
+
+__all__ = ["KeyPolicy", "QuotaExceeded", "RateLimited", "address_allowed", "cost", "normalise_cidrs", "report_canary"]

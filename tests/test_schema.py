@@ -152,6 +152,13 @@ def test_every_field_is_in_one_table() -> None:
     assert set(api_key["properties"]) | set(signing["properties"]) == {
         n for n, spec in FIELDS.items() if "create" in spec.operations
     }
-    assert set(json_schema("update")["properties"]) == {"name", "scopes", "rate_limit", "metadata"}
+    assert set(json_schema("update")["properties"]) == {
+        "name",
+        "scopes",
+        "rate_limit",
+        "metadata",
+        "allowed_ips",
+        "quota",
+    }
     assert set(json_schema("rotate")["properties"]) == {"grace_period"}
     assert parse_create({"name": "n", "scopes": ["read", "read"], "expires_in": 60.0}).scopes == ("read",)

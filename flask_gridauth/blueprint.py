@@ -19,6 +19,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
+from .activity_routes import register_activity_routes
 from .errors import InvalidRequest, PayloadTooLarge, StorageError, Unavailable, error_body
 from .extension import get_state
 from .leaks import register_routes as register_leak_routes
@@ -285,7 +286,8 @@ def update_key(key_id: str) -> dict[str, Any]:
 @require_manage_scope
 def revoke_key(key_id: str) -> dict[str, Any]:
     """Revoke a key at once (200 with the revoked key); revoking it again changes nothing."""
-    return key_object(get_state().keys.revoke(key_id, owner=scope_owner(current_principal)))
+    principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
+    return key_object(get_state().keys.revoke(key_id, owner=scope_owner(principal), by=principal))
 
 
 @describe(
@@ -323,7 +325,8 @@ def _no_body_fields() -> None:
 def disable_key(key_id: str) -> dict[str, Any]:
     """Switch a key off until it is enabled again (200 with the key); its holder gets 401 meanwhile."""
     _no_body_fields()
-    return key_object(get_state().keys.disable(key_id, owner=scope_owner(current_principal)))
+    principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
+    return key_object(get_state().keys.disable(key_id, owner=scope_owner(principal), by=principal))
 
 
 @describe(summary="Switch a disabled key back on", ok=(200, "ApiKey", "The key."), errors=("404", "413", "422"))
@@ -331,7 +334,8 @@ def disable_key(key_id: str) -> dict[str, Any]:
 def enable_key(key_id: str) -> dict[str, Any]:
     """Switch a disabled key back on (200 with the key)."""
     _no_body_fields()
-    return key_object(get_state().keys.enable(key_id, owner=scope_owner(current_principal)))
+    principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
+    return key_object(get_state().keys.enable(key_id, owner=scope_owner(principal), by=principal))
 
 
 # -- the blueprint -----------------------------------------------------------
@@ -368,6 +372,7 @@ def make_api_keys_blueprint(
         if option is None or options[option]:
             blueprint.add_url_rule(rule, view_func=view, methods=list(methods), strict_slashes=False)
     register_leak_routes(blueprint)  # POST /secret-scanning and POST /api-keys/revoke-leaked
+    register_activity_routes(blueprint)  # GET /audit-events (and the usage and metrics routes)
     blueprint.register_error_handler(StorageError, _storage_error)
     blueprint.register_error_handler(500, _internal_error)
     # Last: its fallback routes cover the stems of every route above.

@@ -19,6 +19,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import config as c
+from .cli_audit import audit
 from .cli_keygen import keygen
 from .errors import ConfigurationError, GridAuthError, InvalidRequest, StorageError
 from .extension import get_state
@@ -339,3 +340,4 @@ def rotate_token(yes: bool) -> None:
 
 
 gridauth_cli.add_command(keygen)
+gridauth_cli.add_command(audit)

@@ -112,6 +112,8 @@ SCANNING_CACHE_TTL = "GRIDAUTH_SECRET_SCANNING_CACHE_TTL"
 SCANNING_REFETCH_COOLDOWN = "GRIDAUTH_SECRET_SCANNING_REFETCH_COOLDOWN"
 #: Most tokens one secret-scanning alert may carry; a longer array is 413.
 SCANNING_MAX_TOKENS = "GRIDAUTH_SECRET_SCANNING_MAX_TOKENS"  # noqa: S105 - a config key's name, not a secret
+#: Days an audit event is kept; older events are purged lazily, in batches, by later writes.
+AUDIT_RETENTION_DAYS = "GRIDAUTH_AUDIT_RETENTION_DAYS"
 
 #: Environments of API keys this server accepts; a key of any other is a 401 (a production server
 #: that takes no test keys: ``("live",)``).
@@ -180,6 +182,7 @@ DEFAULTS: dict[str, Any] = {
     SCANNING_CACHE_TTL: 3600,
     SCANNING_REFETCH_COOLDOWN: 60,
     SCANNING_MAX_TOKENS: 1000,
+    AUDIT_RETENTION_DAYS: 90,
 }
 
 

@@ -11,6 +11,7 @@ from flask import Flask, Request, Response, current_app, g, request
 
 from . import config as c
 from . import responses, signals
+from .audit import AuditLog
 from .context import remember_error
 from .credentials.api_key import verify_api_key_counted
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
@@ -82,7 +83,8 @@ class GridAuthState:
             cfg[c.STORAGE_URI], instance_path=app.instance_path, timeout=float(timeout)
         )
         _enable_cache(self.storage, cfg.get(c.CACHE_TTL, 0))
-        self.keys = KeyManager(self.storage, key_prefix=self.key_prefix)
+        self.audit = AuditLog(self.storage, retention_days=cfg[c.AUDIT_RETENTION_DAYS])
+        self.keys = KeyManager(self.storage, key_prefix=self.key_prefix, audit=self.audit)
         self.view_functions = app.view_functions
         self._requirements: dict[tuple[str | None, str], Requirement] = {}
         self._expanded: dict[tuple[str, ...], frozenset[str]] = {}

@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app, has_app_context
 
 from . import signals
+from .audit import Actor, AuditLog
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .keys import display_prefix, generate_key, hash_key
 from .principal import Principal
@@ -76,12 +77,19 @@ class KeyManager:
     ``owner=None`` on a read or change means any owner (the bootstrap token);
     otherwise a key of another owner is :class:`~flask_gridauth.errors.NotFound`,
     exactly like a missing one. ``by`` is the principal asking (``None``: the
-    operator, e.g. the CLI): it can only grant scopes it holds itself.
+    operator, e.g. the CLI): it can only grant scopes it holds itself. Every
+    change is recorded in ``audit`` with ``by`` as its actor (default: the
+    request's principal, or the shell user outside a request).
     """
 
-    def __init__(self, storage: Storage, *, key_prefix: str) -> None:
+    def __init__(self, storage: Storage, *, key_prefix: str, audit: AuditLog | None = None) -> None:
         self.storage = storage
         self.key_prefix = key_prefix
+        self.audit = audit if audit is not None else AuditLog(storage)
+
+    def _audit(self, action: str, record: KeyRecord, by: Principal | Actor | None, **details: Any) -> None:
+        """Record ``action`` on ``record`` (never its secret or hash: only what the key object shows)."""
+        self.audit.record(action, target_id=record.id, owner=record.owner, by=by, details=details)
 
     # -- owners --------------------------------------------------------------
 
@@ -123,12 +131,17 @@ class KeyManager:
         if missing:
             raise Forbidden("Cannot grant a scope you do not hold: " + ", ".join(missing))
 
-    def _store(self, record: KeyRecord) -> KeyRecord:
+    def _store(self, record: KeyRecord, by: Principal | None) -> KeyRecord:
         stored = self.storage.add(record)
         logger.info(
             "key created: id=%s prefix=%s owner=%s type=%s", stored.id, stored.prefix, stored.owner, stored.type
         )
         _send(signals.key_created, key=stored)
+        details: dict[str, Any] = {"name": stored.name, "scopes": list(stored.scopes), "prefix": stored.prefix}
+        if stored.type == "signing":
+            self._audit("signing_key.registered", stored, by, **details)
+        else:
+            self._audit("key.created", stored, by, environment=stored.environment, **details)
         return stored
 
     def create_from(self, data: Mapping[str, Any], *, by: Principal | None = None) -> tuple[KeyRecord, str | None]:
@@ -189,7 +202,7 @@ class KeyManager:
             **self._common(spec, by),
         )
         try:
-            return self._store(record)
+            return self._store(record, by)
         except KeyExistsError:
             raise InvalidRequest("this public key is already registered", field="public_key") from None
 
@@ -204,7 +217,7 @@ class KeyManager:
             canary=spec.canary,
             **common,
         )
-        return self._store(record), raw_key
+        return self._store(record, by), raw_key
 
     def create(
         self,
@@ -273,6 +286,14 @@ class KeyManager:
         updated = self.storage.update(record.id, changes)
         if updated is None:
             raise NotFound("API key not found")
+        details: dict[str, Any] = {"fields": sorted(changes)}
+        if "scopes" in changes:
+            details["scopes"] = {"from": list(record.scopes), "to": list(updated.scopes)}
+        if "name" in changes:
+            details["name"] = updated.name
+        if "rate_limit" in changes:
+            details["rate_limit"] = updated.rate_limit
+        self._audit("key.updated", updated, by, **details)
         return updated
 
     def update(
@@ -299,7 +320,7 @@ class KeyManager:
         }
         return self.update_from(key_id, {k: v for k, v in given.items() if v is not _UNSET}, owner=owner, by=by)
 
-    def revoke(self, key_id: str, *, owner: str | None = None) -> KeyRecord:
+    def revoke(self, key_id: str, *, owner: str | None = None, by: Principal | None = None) -> KeyRecord:
         """Revoke at once; revoking a revoked key changes nothing."""
         record = self.get(key_id, owner=owner)
         if record.revoked_at is not None:
@@ -309,6 +330,7 @@ class KeyManager:
             raise NotFound("API key not found")
         logger.info("key revoked: id=%s prefix=%s owner=%s", updated.id, updated.prefix, updated.owner)
         _send(signals.key_revoked, key=updated)
+        self._audit("key.revoked", updated, by, name=updated.name, prefix=updated.prefix)
         return updated
 
     def rotate_from(
@@ -318,7 +340,7 @@ class KeyManager:
         rotation = parse_rotation(data)
         return self._rotate(key_id, rotation.grace_period, owner=owner, by=by)
 
-    def disable(self, key_id: str, *, owner: str | None = None) -> KeyRecord:
+    def disable(self, key_id: str, *, owner: str | None = None, by: Principal | None = None) -> KeyRecord:
         """Switch a key off until :meth:`enable`; disabling a disabled or revoked key changes nothing."""
         record = self.get(key_id, owner=owner)
         if record.disabled_at is not None or record.revoked_at is not None:
@@ -328,9 +350,10 @@ class KeyManager:
             raise NotFound("API key not found")
         logger.info("key disabled: id=%s prefix=%s owner=%s", updated.id, updated.prefix, updated.owner)
         _send(signals.key_disabled, key=updated)
+        self._audit("key.disabled", updated, by, name=updated.name, prefix=updated.prefix)
         return updated
 
-    def enable(self, key_id: str, *, owner: str | None = None) -> KeyRecord:
+    def enable(self, key_id: str, *, owner: str | None = None, by: Principal | None = None) -> KeyRecord:
         """Switch a disabled key back on (a revoked key stays revoked); enabling an enabled key changes nothing."""
         record = self.get(key_id, owner=owner)
         if record.disabled_at is None:
@@ -340,6 +363,7 @@ class KeyManager:
             raise NotFound("API key not found")
         logger.info("key enabled: id=%s prefix=%s owner=%s", updated.id, updated.prefix, updated.owner)
         _send(signals.key_enabled, key=updated)
+        self._audit("key.enabled", updated, by, name=updated.name, prefix=updated.prefix)
         return updated
 
     def rotate(
@@ -381,4 +405,5 @@ class KeyManager:
             self.storage.update(old.id, {"expires_at": retire_at})
         logger.info("key rotated: id=%s new_id=%s prefix=%s grace=%ss", old.id, stored.id, stored.prefix, grace)
         _send(signals.key_rotated, key=stored, old_key=old)
+        self._audit("key.rotated", old, by, new_key_id=stored.id, prefix=stored.prefix, grace_period=grace)
         return stored, raw_key

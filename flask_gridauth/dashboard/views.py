@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, g, make_response, redirect, 
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..audit import Actor
 from ..blueprint import scope_owner
 from ..errors import Conflict, Forbidden, GridAuthError, InvalidRequest, NotFound, StorageError, Unauthorized
 from ..extension import get_state
@@ -207,6 +208,7 @@ def sign_in() -> Response | BaseResponse:
     forget()
     renew_csrf()
     remember(principal)
+    get_state().audit.record("dashboard.signed_in", target_id=principal.id, owner=principal.owner, by=principal)
     return redirect(url_for(".index"), 303)
 
 
@@ -215,6 +217,10 @@ def sign_in() -> Response | BaseResponse:
 def sign_out() -> BaseResponse:
     """End this session (every copy of its cookie); with ``everywhere``, every session of the owner."""
     notice = "You are signed out."
+    entry = dashboard_session().get("principal")
+    if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+        who = Actor(kind=str(entry.get("kind")), id=entry["id"], owner=entry.get("owner"))
+        get_state().audit.record("dashboard.signed_out", target_id=who.id, owner=who.owner, by=who)
     if request.form.get("everywhere"):
         try:
             principal = signed_in_principal()
@@ -331,7 +337,7 @@ def revoke_key(key_id: str) -> Response | BaseResponse:
     record = _record(key_id, principal)
     if request.method == "GET":
         return _page("revoke.html", record=record)
-    revoked = get_state().keys.revoke(record.id, owner=scope_owner(principal))
+    revoked = get_state().keys.revoke(record.id, owner=scope_owner(principal), by=principal)
     dashboard_session()["notice"] = f"Revoked the key “{revoked.name}” ({revoked.prefix}…)."
     return redirect(url_for(".index"), 303)
 
@@ -341,7 +347,7 @@ def revoke_key(key_id: str) -> Response | BaseResponse:
 def disable_key(key_id: str) -> BaseResponse:
     """Switch a key off (reversibly); the list offers to enable it again."""
     principal = _principal()
-    record = get_state().keys.disable(_record(key_id, principal).id, owner=scope_owner(principal))
+    record = get_state().keys.disable(_record(key_id, principal).id, owner=scope_owner(principal), by=principal)
     dashboard_session()["notice"] = f"Disabled the key “{record.name}” ({record.prefix}…). Enable it to use it again."
     return redirect(url_for(".index"), 303)
 
@@ -351,7 +357,7 @@ def disable_key(key_id: str) -> BaseResponse:
 def enable_key(key_id: str) -> BaseResponse:
     """Switch a disabled key back on."""
     principal = _principal()
-    record = get_state().keys.enable(_record(key_id, principal).id, owner=scope_owner(principal))
+    record = get_state().keys.enable(_record(key_id, principal).id, owner=scope_owner(principal), by=principal)
     dashboard_session()["notice"] = f"Enabled the key “{record.name}” ({record.prefix}…) again."
     return redirect(url_for(".index"), 303)
 

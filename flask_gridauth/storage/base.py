@@ -12,6 +12,7 @@ subclass defines is wrapped so that an exception of one of its
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 import inspect
@@ -20,6 +21,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar, cast
 
+from ..activity import AuditEvent, UsageCount
 from ..errors import StorageError
 from ..records import KeyRecord, Quota
 
@@ -244,6 +246,43 @@ class Storage(ABC):
     @abstractmethod
     def end_sessions(self, subject: str) -> int:
         """End every session of ``subject``; how many were live (an upper bound where the store cannot tell)."""
+
+    # -- audit log and usage (append-only; see flask_gridauth.audit and flask_gridauth.usage) --
+
+    @abstractmethod
+    def add_audit_event(self, event: AuditEvent) -> AuditEvent:
+        """Append ``event`` and return it with its ``seq`` (higher is newer). Events are never changed."""
+
+    @abstractmethod
+    def list_audit_events(
+        self,
+        owner: str | None,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        action: str | None = None,
+        target_id: str | None = None,
+    ) -> builtins.list[AuditEvent]:
+        """Up to ``limit`` events of ``owner`` (every owner if ``None``), newest first, ``seq < before_seq``.
+
+        ``action`` and ``target_id``, when given, keep only the events that match exactly.
+        """
+
+    @abstractmethod
+    def purge_audit_events(self, before: datetime, *, limit: int = 1000) -> int:
+        """Delete up to ``limit`` of the oldest events created before ``before``; how many went."""
+
+    @abstractmethod
+    def add_usage(self, counts: Sequence[UsageCount]) -> None:
+        """Add ``counts`` to the stored buckets of the same key and hour (creating them), in one write."""
+
+    @abstractmethod
+    def list_usage(self, key_id: str, *, since_hour: int) -> builtins.list[UsageCount]:
+        """The buckets of ``key_id`` from the hour ``since_hour`` (epoch seconds) on, oldest first."""
+
+    @abstractmethod
+    def purge_usage(self, before_hour: int, *, limit: int = 1000) -> int:
+        """Delete up to ``limit`` buckets of hours before ``before_hour``; how many went."""
 
     # -- optional capabilities: defaults that every backend may keep -----------
 

@@ -11,7 +11,8 @@ Layout (``{...}`` is a hash tag: every key with the same tag is in one slot):
   path stays one script, one round trip, on one node;
 - ``{<p>}:id:<id>``, ``{<p>}:owner:<owner>``, ``{<p>}:all``, ``{<p>}:seq``: the
   indexes, all in one slot of their own;
-- ``<p>:seen:<token>``: the replay cache, one key each (``SET NX PX``).
+- ``<p>:seen:<token>``: the replay cache, one key each (``SET NX PX``);
+- ``{<p>}:audit:...`` and ``{<p>}:usage:...``: the audit log and usage counts, in the indexes' slot.
 
 A key is added in three steps (a ``seq`` from the counter, the record with
 ``HSETNX``, which refuses a taken lookup, then the indexes in one script), so
@@ -108,6 +109,10 @@ class ClusterStorage(RedisStorage):
 
     def _index_key(self, *parts: str) -> str:
         return ":".join((f"{{{self.prefix}}}", *parts))
+
+    def activity_key(self, *parts: str) -> str:
+        """Audit and usage keys share the indexes' slot: their scripts touch several at once."""
+        return self._index_key(*parts)
 
     def _read_by_id(self, key_id: str) -> Any:
         lookup = self.client.get(self._index_key("id", key_id))

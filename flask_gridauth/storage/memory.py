@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ..activity import AuditEvent, UsageCount
 from ..records import KeyRecord, utcnow
 from .base import KeyExistsError, QuotaUse, Storage, bare_quota, check_changes, from_epoch, quota_state, refill_now
 
@@ -35,6 +37,10 @@ class MemoryStorage(Storage):
         # Key id -> [remaining, refilled_at (epoch seconds)] of its quota, apart from the record so
         # that spending never replaces the record object (which keeps the principal cache warm).
         self._quota: dict[str, list[float]] = {}
+        self._events: list[AuditEvent] = []  # append order = seq order
+        self._event_seq = 0
+        # (key id, hour) -> ([allowed, forbidden, rate_limited], {scope: count})
+        self._usage: dict[tuple[str, int], tuple[list[int], dict[str, int]]] = {}
 
     def add(self, record: KeyRecord) -> KeyRecord:
         """Store a new key, assigning the next ``seq``."""
@@ -179,3 +185,74 @@ class MemoryStorage(Storage):
 
     def ping(self) -> None:
         """Memory always answers."""
+
+    # -- audit log and usage -------------------------------------------------
+
+    def add_audit_event(self, event: AuditEvent) -> AuditEvent:
+        """Append the event with the next ``seq``."""
+        with self._lock:
+            self._event_seq += 1
+            stored = dataclasses.replace(event, seq=self._event_seq, details=dict(event.details))
+            self._events.append(stored)
+            return stored
+
+    def list_audit_events(
+        self,
+        owner: str | None,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        action: str | None = None,
+        target_id: str | None = None,
+    ) -> builtins.list[AuditEvent]:
+        """Events newest first, filtered."""
+        out: list[AuditEvent] = []
+        with self._lock:
+            for event in reversed(self._events):
+                if len(out) >= limit:
+                    break
+                if (
+                    (before_seq is None or event.seq < before_seq)
+                    and (owner is None or event.owner == owner)
+                    and (action is None or event.action == action)
+                    and (target_id is None or event.target_id == target_id)
+                ):
+                    out.append(event)
+        return out
+
+    def purge_audit_events(self, before: datetime, *, limit: int = 1000) -> int:
+        """Drop the oldest events created before ``before``."""
+        with self._lock:
+            old = [i for i, e in enumerate(self._events) if e.created_at < before][:limit]
+            for i in reversed(old):
+                del self._events[i]
+            return len(old)
+
+    def add_usage(self, counts: Sequence[UsageCount]) -> None:
+        """Add the counts to the buckets."""
+        with self._lock:
+            for count in counts:
+                totals, scopes = self._usage.setdefault((count.key_id, count.hour), ([0, 0, 0], {}))
+                totals[0] += count.allowed
+                totals[1] += count.forbidden
+                totals[2] += count.rate_limited
+                for scope, n in count.scopes.items():
+                    scopes[scope] = scopes.get(scope, 0) + n
+
+    def list_usage(self, key_id: str, *, since_hour: int) -> builtins.list[UsageCount]:
+        """The key's buckets from ``since_hour``, oldest first."""
+        with self._lock:
+            found = [
+                UsageCount(key_id, hour, totals[0], totals[1], totals[2], dict(scopes))
+                for (kid, hour), (totals, scopes) in self._usage.items()
+                if kid == key_id and hour >= since_hour
+            ]
+        return sorted(found, key=lambda c: c.hour)
+
+    def purge_usage(self, before_hour: int, *, limit: int = 1000) -> int:
+        """Drop buckets of hours before ``before_hour``."""
+        with self._lock:
+            old = [k for k in self._usage if k[1] < before_hour][:limit]
+            for k in old:
+                del self._usage[k]
+            return len(old)

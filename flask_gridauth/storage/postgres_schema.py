@@ -76,6 +76,36 @@ ALTER TABLE {s}gridauth_keys
     ADD COLUMN quota_refilled_at double precision;
 """,
     ),
+    (
+        4,
+        # The audit log and hourly usage counts (flask_gridauth.audit, flask_gridauth.usage).
+        """
+CREATE TABLE {s}gridauth_audit (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    action text NOT NULL,
+    actor jsonb NOT NULL,
+    target_id text,
+    owner text,
+    remote_addr text,
+    created_at timestamptz NOT NULL,
+    details jsonb NOT NULL
+);
+CREATE INDEX gridauth_audit_owner ON {s}gridauth_audit (owner, seq);
+CREATE INDEX gridauth_audit_target ON {s}gridauth_audit (target_id, seq);
+CREATE INDEX gridauth_audit_time ON {s}gridauth_audit (created_at);
+CREATE TABLE {s}gridauth_usage (
+    key_id text NOT NULL,
+    hour bigint NOT NULL,
+    allowed bigint NOT NULL,
+    forbidden bigint NOT NULL,
+    rate_limited bigint NOT NULL,
+    scopes jsonb NOT NULL,
+    PRIMARY KEY (key_id, hour)
+);
+CREATE INDEX gridauth_usage_hour ON {s}gridauth_usage (hour);
+""",
+    ),
 )
 
 _VERSION_TABLE = (

@@ -10,7 +10,14 @@ Layout, all under one prefix (``gridauth`` unless ``?key_prefix=`` says otherwis
 - ``<p>:owner:<owner>`` and ``<p>:all``: sorted sets of ids scored by ``seq``;
 - ``<p>:seq``           the creation counter;
 - ``<p>:seen:<token>``  the replay cache (``SET NX PX``);
-- ``<p>:ratelimit:...`` the rate-limit counters (``limits``' key names; see :mod:`flask_gridauth.ratelimit`).
+- ``<p>:ratelimit:...`` the rate-limit counters (``limits``' key names; see :mod:`flask_gridauth.ratelimit`);
+- ``<p>:audit:ev:<seq>`` an audit event as JSON, indexed by ``seq`` in the sorted sets
+  ``<p>:audit:all``, ``<p>:audit:owner:<owner>`` and ``<p>:audit:target:<id>``; ``<p>:audit:seq`` counts;
+- ``<p>:usage:<id>:<hour>`` hash of one key's counts in one hour (``a``, ``f``, ``r``, ``s:<scope>``),
+  indexed by hour in ``<p>:usage:idx:<id>`` and, for the purge, in ``<p>:usage:hours``.
+
+The audit and usage keys are named by :meth:`RedisStorage.activity_key` and
+every operation on them is one script, so a cluster can keep them in one slot.
 
 With rate limits counted in the same Redis, an API-key request costs one round
 trip: :meth:`RedisStorage.find_counted` runs a script that reads the record,
@@ -25,6 +32,7 @@ Multi-key operations run as Lua scripts and are atomic on one server;
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import json
 import logging
@@ -36,6 +44,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..activity import AuditEvent, UsageCount
 from ..errors import StorageError
 from ..records import REFILL_SECONDS, KeyRecord, Quota, utcnow
 from .base import Counted, KeyExistsError, QuotaUse, Storage, check_changes, from_epoch, quota_state, to_epoch
@@ -167,6 +176,117 @@ for i = 7, #ARGV - 1, 2 do
 end
 return out
 """
+
+# KEYS: the seq counter, the all/owner/target indexes ('' when absent). ARGV: the event JSON with
+# "seq": 0 first, the event key prefix. The event and its index entries land together.
+_AUDIT_ADD = """
+local seq = redis.call('INCR', KEYS[1])
+local data = string.gsub(ARGV[1], '"seq": 0', '"seq": ' .. seq, 1)
+redis.call('SET', ARGV[2] .. seq, data)
+for i = 2, #KEYS do
+  if KEYS[i] ~= '' then redis.call('ZADD', KEYS[i], seq, seq) end
+end
+return seq
+"""
+
+# KEYS[1]: the index to walk. ARGV: event key prefix, before seq ('' = none), limit, then the
+# owner, action and target_id to match ('' = any). Walks newest first in pages until ``limit`` match.
+_AUDIT_LIST = """
+local limit = tonumber(ARGV[3])
+local max = ARGV[2] == '' and '+inf' or '(' .. ARGV[2]
+local out, offset = {}, 0
+while #out < limit do
+  local seqs = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', 'LIMIT', offset, 200)
+  if #seqs == 0 then break end
+  offset = offset + #seqs
+  for _, seq in ipairs(seqs) do
+    local data = redis.call('GET', ARGV[1] .. seq)
+    if data then
+      local ev = cjson.decode(data)
+      if (ARGV[4] == '' or ev['owner'] == ARGV[4]) and (ARGV[5] == '' or ev['action'] == ARGV[5])
+          and (ARGV[6] == '' or ev['target_id'] == ARGV[6]) then
+        out[#out + 1] = data
+        if #out >= limit then break end
+      end
+    end
+  end
+end
+return out
+"""
+
+# KEYS[1]: the all index. ARGV: event key prefix, owner index prefix, target index prefix, cutoff
+# (epoch seconds), limit. Deletes the oldest events created before the cutoff with their index entries.
+_AUDIT_PURGE = """
+local seqs = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)
+local n = 0
+for _, seq in ipairs(seqs) do
+  local data = redis.call('GET', ARGV[1] .. seq)
+  if data then
+    local ev = cjson.decode(data)
+    if tonumber(ev['created_at']) >= tonumber(ARGV[4]) then break end
+    if ev['owner'] ~= cjson.null then redis.call('ZREM', ARGV[2] .. ev['owner'], seq) end
+    if ev['target_id'] ~= cjson.null then redis.call('ZREM', ARGV[3] .. ev['target_id'], seq) end
+    redis.call('DEL', ARGV[1] .. seq)
+    n = n + 1
+  end
+  redis.call('ZREM', KEYS[1], seq)
+end
+return n
+"""
+
+# ARGV: usage key prefix, then per bucket: key id, hour, allowed, forbidden, rate-limited, the number of
+# scopes, then (scope, count) pairs. Adds to the hashes and indexes them, all at once.
+_USAGE_ADD = """
+local p, i = ARGV[1], 2
+while i <= #ARGV do
+  local id, hour = ARGV[i], ARGV[i + 1]
+  local bucket = p .. id .. ':' .. hour
+  redis.call('HINCRBY', bucket, 'a', ARGV[i + 2])
+  redis.call('HINCRBY', bucket, 'f', ARGV[i + 3])
+  redis.call('HINCRBY', bucket, 'r', ARGV[i + 4])
+  local n = tonumber(ARGV[i + 5])
+  for j = 0, n - 1 do
+    redis.call('HINCRBY', bucket, 's:' .. ARGV[i + 6 + 2 * j], ARGV[i + 7 + 2 * j])
+  end
+  redis.call('ZADD', p .. 'idx:' .. id, hour, hour)
+  redis.call('ZADD', p .. 'hours', hour, hour .. ':' .. id)
+  i = i + 6 + 2 * n
+end
+return 1
+"""
+
+# ARGV: usage key prefix, key id, first hour. Reply: hour, then the HGETALL of its hash, per hour.
+_USAGE_LIST = """
+local p, id = ARGV[1], ARGV[2]
+local out = {}
+for _, hour in ipairs(redis.call('ZRANGEBYSCORE', p .. 'idx:' .. id, ARGV[3], '+inf')) do
+  out[#out + 1] = hour
+  out[#out + 1] = redis.call('HGETALL', p .. id .. ':' .. hour)
+end
+return out
+"""
+
+# KEYS[1]: the global hour index. ARGV: usage key prefix, cutoff hour, limit. Members are "<hour>:<id>".
+_USAGE_PURGE = """
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(members) do
+  local sep = string.find(member, ':', 1, true)
+  local hour, id = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
+  redis.call('DEL', ARGV[1] .. id .. ':' .. hour)
+  redis.call('ZREM', ARGV[1] .. 'idx:' .. id, hour)
+  redis.call('ZREM', KEYS[1], member)
+end
+return #members
+"""
+
+_ACTIVITY_SCRIPTS = {
+    "audit_add": _AUDIT_ADD,
+    "audit_list": _AUDIT_LIST,
+    "audit_purge": _AUDIT_PURGE,
+    "usage_add": _USAGE_ADD,
+    "usage_list": _USAGE_LIST,
+    "usage_purge": _USAGE_PURGE,
+}
 
 #: Most decoded records :meth:`RedisStorage.find` keeps (then the cache starts over).
 MAX_CACHED_RECORDS = 4096
@@ -634,3 +754,104 @@ class RedisStorage(Storage):
         """Drop pooled connections (and stop the change listener, if any)."""
         self._stop_listener()
         self.client.connection_pool.disconnect()
+
+    # -- audit log and usage -------------------------------------------------
+
+    def activity_key(self, *parts: str) -> str:
+        """The name of an audit or usage key (a cluster puts them all in one slot)."""
+        return self.key(*parts)
+
+    def _activity(self, name: str) -> Any:
+        """One of the audit and usage scripts, registered on the current client once."""
+        client = self.client
+        cached = self.__dict__.get("_activity_scripts")
+        if cached is None or cached[0] is not client:
+            cached = (client, {n: client.register_script(src) for n, src in _ACTIVITY_SCRIPTS.items()})
+            self.__dict__["_activity_scripts"] = cached
+        return cached[1][name]
+
+    def add_audit_event(self, event: AuditEvent) -> AuditEvent:
+        """Store the event and its index entries in one script."""
+        k = self.activity_key
+        keys = [
+            k("audit", "seq"),
+            k("audit", "all"),
+            "" if event.owner is None else k("audit", "owner", event.owner),
+            "" if event.target_id is None else k("audit", "target", event.target_id),
+        ]
+        data = json.dumps(dataclasses.replace(event, seq=0).to_row())
+        seq = int(self._activity("audit_add")(keys=[x for x in keys if x], args=[data, k("audit", "ev", "")]))
+        return dataclasses.replace(event, seq=seq)
+
+    def list_audit_events(
+        self,
+        owner: str | None,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        action: str | None = None,
+        target_id: str | None = None,
+    ) -> builtins.list[AuditEvent]:
+        """Events newest first: the narrowest index is walked, the other filters applied in the script."""
+        k = self.activity_key
+        if target_id is not None:
+            index = k("audit", "target", target_id)
+        elif owner is not None:
+            index = k("audit", "owner", owner)
+        else:
+            index = k("audit", "all")
+        args = [
+            k("audit", "ev", ""),
+            "" if before_seq is None else str(before_seq),
+            str(limit),
+            owner or "",
+            action or "",
+            target_id or "",
+        ]
+        rows = self._activity("audit_list")(keys=[index], args=args)
+        return [AuditEvent.from_row(json.loads(row)) for row in rows]
+
+    def purge_audit_events(self, before: datetime, *, limit: int = 1000) -> int:
+        """Delete the oldest events created before ``before`` (one script, at most ``limit``)."""
+        k = self.activity_key
+        args = [
+            k("audit", "ev", ""),
+            k("audit", "owner", ""),
+            k("audit", "target", ""),
+            repr(before.timestamp()),
+            limit,
+        ]
+        return int(self._activity("audit_purge")(keys=[k("audit", "all")], args=args))
+
+    def add_usage(self, counts: Sequence[UsageCount]) -> None:
+        """``HINCRBY`` every count in one script: one round trip, all or nothing."""
+        if not counts:
+            return
+        args: builtins.list[str | int] = [self.activity_key("usage", "")]
+        for c in counts:
+            args += [c.key_id, c.hour, c.allowed, c.forbidden, c.rate_limited, len(c.scopes)]
+            for scope, n in c.scopes.items():
+                args += [scope, n]
+        self._activity("usage_add")(keys=[self.activity_key("usage", "hours")], args=args)
+
+    def list_usage(self, key_id: str, *, since_hour: int) -> builtins.list[UsageCount]:
+        """The key's hours from its index and their hashes, in one script."""
+        reply = self._activity("usage_list")(
+            keys=[self.activity_key("usage", "idx", key_id)], args=[self.activity_key("usage", ""), key_id, since_hour]
+        )
+        out = []
+        for i in range(0, len(reply), 2):
+            flat = reply[i + 1]
+            values = {flat[j].decode(): int(flat[j + 1]) for j in range(0, len(flat), 2)}
+            if not values:
+                continue
+            scopes = {name[2:]: n for name, n in values.items() if name.startswith("s:")}
+            out.append(
+                UsageCount(key_id, int(reply[i]), values.get("a", 0), values.get("f", 0), values.get("r", 0), scopes)
+            )
+        return out
+
+    def purge_usage(self, before_hour: int, *, limit: int = 1000) -> int:
+        """Delete buckets of hours before ``before_hour`` with their index entries (one script)."""
+        args = [self.activity_key("usage", ""), before_hour, limit]
+        return int(self._activity("usage_purge")(keys=[self.activity_key("usage", "hours")], args=args))

@@ -14,7 +14,7 @@ from flask import Flask
 from flask_gridauth import signals
 from flask_gridauth.errors import ConfigurationError
 from flask_gridauth.keys import display_prefix, generate_key, hash_key
-from flask_gridauth.leaks import EXTENSION_KEY
+from flask_gridauth.leaks import secret_scanning_settings
 from flask_gridauth.records import KeyRecord, new_key_id, utcnow
 
 from .conftest import BACKENDS, bearer, build_app, create_key, storage_uri_for
@@ -213,9 +213,11 @@ def test_keys_endpoint_down_keeps_last_good_keys(
 ) -> None:
     """Once fetched, GitHub's keys keep verifying alerts while the endpoint fails; never a 500."""
     app = make_app(GRIDAUTH_SECRET_SCANNING_KEYS_URL=github.url, GRIDAUTH_SECRET_SCANNING_CACHE_TTL=60)
-    assert _send(app, github_key, generate_key("grd")).status_code == 200
     clock = Clock()
-    app.extensions[EXTENSION_KEY].keys._clock = clock
+    with app.app_context():
+        secret_scanning_settings().keys._clock = clock  # type: ignore[union-attr]
+    assert _send(app, github_key, generate_key("grd")).status_code == 200
+    assert github.fetches == 1
     if failure == "stopped":
         github.stop()
     else:

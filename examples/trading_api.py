@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask, request
 
-from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, require_scope
+from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, require_kind, require_scope
 
 app = Flask(__name__)
 app.config["SECRET_KEY"] = os.environ.get("THEGRID_SECRET_KEY", "dev-only-" + "x" * 32)
@@ -80,13 +80,15 @@ def messages() -> dict[str, Any]:
 
 
 @app.get("/v1/balances")
+@require_kind("signature")
 @require_scope("trade:read")
 def balances() -> dict[str, Any]:
-    """The account's balances (trading keys only: consumption keys hold no ``trade:`` scope)."""
+    """The account's balances: signed requests only, whatever scopes another credential holds."""
     return {"owner": current_principal.owner, "balances": {"USD": "1000.00"}, "kind": current_principal.kind}
 
 
 @app.post("/v1/orders")
+@require_kind("signature")
 @require_scope("trade:write")
 def place_order() -> tuple[dict[str, Any], int]:
     """Place an order."""

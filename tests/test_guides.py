@@ -354,6 +354,9 @@ def test_consumption_keys_through_the_sdks(trading: Server, tmp_path: Path) -> N
     bodies = run_section(TRADING, "Consumption keys", trading.url, env, [201, 200, 200, 403], key_var="GRID_API_KEY")
     assert bodies[1]["choices"][0]["message"]["content"] == "Echo: Hello"
     assert bodies[2]["content"][0]["text"] == "Echo: Hello"
+    # Trading routes take signed requests only: even the bootstrap token, which holds every scope, gets 403.
+    everything = requests.get(trading.url + "/v1/balances", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
+    assert everything.status_code == 403 and everything.json()["code"] == "forbidden"
     assert run_client("thegrid_openai.py", trading.url, env, tmp_path).strip() == "Echo: Hello"
     assert run_client("thegrid_anthropic.py", trading.url, env, tmp_path).strip() == "Echo: Hello"
 

@@ -55,6 +55,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: What a route needs: ``None`` when public, else ``(all of these scopes, any of these, kinds or None)``.
+#: What ``GridAuth(storage=...)`` takes: called with each app, it returns that app's storage.
+StorageFactory = Callable[[Flask], Storage]
+
 Requirement = tuple[tuple[str, ...], tuple[str, ...], frozenset[str] | None] | None
 _UNKNOWN: Any = object()
 
@@ -378,11 +381,18 @@ class GridAuth:
 
     ``GridAuth(app)`` or ``auth = GridAuth()`` then ``auth.init_app(app)``. One
     ``GridAuth`` can serve several apps; each app gets its own storage.
-    ``storage`` replaces the backend ``GRIDAUTH_STORAGE_URI`` would build.
+    ``storage`` is a factory ``(app) -> Storage`` called once per app by
+    ``init_app``, replacing the backend ``GRIDAUTH_STORAGE_URI`` would build.
     """
 
-    def __init__(self, app: Flask | None = None, *, storage: Storage | None = None) -> None:
-        self._storage = storage
+    def __init__(self, app: Flask | None = None, *, storage: StorageFactory | None = None) -> None:
+        if isinstance(storage, Storage) or (storage is not None and not callable(storage)):
+            # A single instance would be shared by every app this GridAuth serves (0.1 did that).
+            raise TypeError(
+                "GridAuth(storage=...) takes a factory called once per app, not a storage object:"
+                " pass storage=lambda app: MyStorage(...) so that two apps never share one"
+            )
+        self._storage_factory = storage
         #: The function ``@error_handler`` registered, if any.
         self.error_handler_function: responses.ErrorHandler | None = None
         #: ``@verifier`` registrations: kind -> (function, header, prefix), for every app, now and later.
@@ -396,7 +406,12 @@ class GridAuth:
         if "gridauth" in app.extensions:
             raise RuntimeError("GridAuth is already initialised on this app; create one GridAuth per app.")
         c.apply_defaults(app)
-        state = GridAuthState(app, self._storage, self)
+        storage = None
+        if self._storage_factory is not None:
+            storage = self._storage_factory(app)
+            if not isinstance(storage, Storage):
+                raise TypeError(f"the storage factory returned {type(storage).__name__}, not a Storage")
+        state = GridAuthState(app, storage, self)
         for kind, (function, header, prefix) in self._verifiers.items():
             state.add_verifier(kind, function, header=header, prefix=prefix)
         self._states.add(state)

@@ -26,7 +26,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"flask_gridauth\.(credentials|ratelimit|extension|management|storage\.base)(\..*)?"),
     (r"py:class", r"(P|R|T|P\.args|P\.kwargs|Request|Response|Flask|Any|Callable|Iterable|Iterator|Mapping|Sequence|datetime|timedelta)"),
     # Type aliases of the verifier protocol (credentials.registry) and the error renderer.
-    (r"py:class", r"(Credential|VerifierFunction|Expander|ErrorHandler|ErrorInfo)"),
+    (r"py:class", r"(Credential|VerifierFunction|Expander|ErrorHandler|ErrorInfo|StorageFactory)"),
     # The audit log's classes, as annotations name them.
     (r"py:class", r"(AuditLog|AuditEvent|UsageCount|Actor)"),
 ]

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .credentials.signature import fingerprint, signed_message
+from .wire import fingerprint, signed_message
 
 if TYPE_CHECKING:
     import httpx

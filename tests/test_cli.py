@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_gridauth.cli import parse_duration
+from flask_gridauth.cli import gridauth_cli, parse_duration
 from flask_gridauth.records import utcnow
 
 from .conftest import TOKEN, bearer, build_app, create_key
@@ -26,7 +26,7 @@ RAW_KEY_RE = re.compile(r"grd_(live|test)_[0-9a-f]{48}")
 
 def run(app: Flask, *args: str, input: str | None = None) -> Any:
     """Invoke ``flask gridauth <args>`` on ``app``."""
-    return app.test_cli_runner().invoke(args=["gridauth", *args], input=input)
+    return app.test_cli_runner().invoke(gridauth_cli, args=[*args], input=input)
 
 
 def assert_clean_failure(result: Any, message: str) -> None:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 
+from flask_gridauth.cli import gridauth_cli
 from flask_gridauth.cli_keygen import keygen
 from flask_gridauth.client import (
     GridSigner,
@@ -267,7 +268,7 @@ def test_keygen_is_a_gridauth_subcommand(tmp_path: Path) -> None:
     """``flask gridauth keygen`` runs from an app's CLI."""
     app: Flask = build_app(str(tmp_path / "instance"))
     out = tmp_path / "k.pem"
-    result = app.test_cli_runner().invoke(args=["gridauth", "keygen", "--out", str(out)])
+    result = app.test_cli_runner().invoke(gridauth_cli, args=["keygen", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.is_file()
     assert "fingerprint: " in result.output

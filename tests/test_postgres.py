@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from flask_gridauth.cli import gridauth_cli
 from flask_gridauth.errors import ConfigurationError, StorageError
 from flask_gridauth.storage import postgres as pg
 from flask_gridauth.storage import storage_from_uri
@@ -167,15 +168,15 @@ def test_migrate_command_prints_and_applies(postgres_uri: str, tmp_path: Any) ->
     client = app.test_client()
     assert client.get("/api/v1/health").status_code == 503
     runner = app.test_cli_runner()
-    printed = runner.invoke(args=["gridauth", "migrate", "--sql"])
+    printed = runner.invoke(gridauth_cli, args=["migrate", "--sql"])
     assert printed.exit_code == 0, printed.output
     assert "CREATE TABLE" in printed.output and "gridauth_schema_version" in printed.output
     assert printed.output.startswith("BEGIN;") and printed.output.rstrip().endswith("COMMIT;")
     assert client.get("/api/v1/health").status_code == 503  # printing applied nothing
-    applied = runner.invoke(args=["gridauth", "migrate"])
+    applied = runner.invoke(gridauth_cli, args=["migrate"])
     versions = ", ".join(str(version) for version, _ in MIGRATIONS)
     assert applied.exit_code == 0 and f"Applied schema versions: {versions}" in applied.output
-    again = runner.invoke(args=["gridauth", "migrate"])
+    again = runner.invoke(gridauth_cli, args=["migrate"])
     assert again.exit_code == 0 and "up to date" in again.output
     assert client.get("/api/v1/health").status_code == 200
 

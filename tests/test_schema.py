@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_gridauth import InvalidRequest, get_state
+from flask_gridauth.cli import gridauth_cli
 from flask_gridauth.dashboard import dashboard_blueprint
 from flask_gridauth.schema import FIELDS, check_rate_limit, json_schema, parse_create, rate_limit_windows
 
@@ -33,7 +34,7 @@ def app(tmp_path: Path) -> Flask:
 
 def cli(app: Flask, *args: str) -> Any:
     """Run ``flask gridauth <args>``."""
-    return app.test_cli_runner().invoke(args=["gridauth", *args])
+    return app.test_cli_runner().invoke(gridauth_cli, args=[*args])
 
 
 @pytest.mark.parametrize("owner", BAD_OWNERS)

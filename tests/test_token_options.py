@@ -17,6 +17,7 @@ from flask import Flask
 
 from flask_gridauth import ConfigurationError, GridAuth
 from flask_gridauth import config as c
+from flask_gridauth.cli import gridauth_cli
 from flask_gridauth.credentials import token as token_module
 from flask_gridauth.credentials.token import BANNER, TokenSettings, rotate_token, validate_token
 
@@ -84,7 +85,7 @@ def test_false_means_no_bootstrap_token(tmp_path: Path, monkeypatch: pytest.Monk
 def test_false_cannot_be_rotated(tmp_path: Path) -> None:
     """rotate-token on an app without a bootstrap token is a one-line error."""
     app = make_app(tmp_path / "inst", **{c.API_TOKEN: False})
-    result = app.test_cli_runner().invoke(args=["gridauth", "rotate-token", "--yes"])
+    result = app.test_cli_runner().invoke(gridauth_cli, args=["rotate-token", "--yes"])
     assert result.exit_code == 1 and "no bootstrap token" in result.output and "Traceback" not in result.output
 
 
@@ -300,7 +301,7 @@ def test_rotate_token_inside_settings_file(tmp_path: Path) -> None:
     options = {c.TOKEN_FILE: str(path), c.TOKEN_FILE_KEY: "gateway.api.auth_token", c.TOKEN_PREFIX: "grip_"}
     app = make_app(tmp_path / "inst", **options)
     old = json.loads(path.read_text())["gateway"]["api"]["auth_token"]
-    result = app.test_cli_runner().invoke(args=["gridauth", "rotate-token", "--yes"])
+    result = app.test_cli_runner().invoke(gridauth_cli, args=["rotate-token", "--yes"])
     assert result.exit_code == 0, result.output
     data = json.loads(path.read_text())
     new = data["gateway"]["api"]["auth_token"]

@@ -12,6 +12,7 @@ from click.testing import Result
 from flask import Flask
 
 from flask_gridauth import GridAuth, Principal, Unauthorized, current_principal, require_kind, require_scope
+from flask_gridauth.cli import gridauth_cli
 from flask_gridauth.client import generate_keypair, sign_request
 from flask_gridauth.credentials.registry import CredentialVerifier
 
@@ -202,7 +203,7 @@ def test_bad_registrations_fail_at_once(tmp_path: Path, kind: str, options: dict
 def test_require_kind_shows_in_flask_gridauth_routes(tmp_path: Path) -> None:
     """`flask gridauth routes` names the kinds a route accepts."""
     app, _ = make(tmp_path)
-    result: Result = app.test_cli_runner().invoke(args=["gridauth", "routes"])
+    result: Result = app.test_cli_runner().invoke(gridauth_cli, args=["routes"])
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith("/orders"))
     assert "kinds: partner, signature" in line

@@ -38,6 +38,7 @@ from ..errors import ConfigurationError, InvalidRequest, PayloadTooLarge, Unauth
 from ..principal import Principal
 from ..records import utcnow
 from ..storage import Storage
+from ..wire import fingerprint, signed_message
 from .api_key import check_record, principal_for, touch_if_due
 from .ed25519 import is_safe_public_key
 
@@ -75,11 +76,6 @@ PATH_SAFE = "/:@!$&'()*+,;=-._~"
 SIGNATURE_B64_LENGTH = 88
 #: The 422 message for a public key that is not the strict base64 of 32 bytes.
 BAD_PUBLIC_KEY = "public_key must be the standard base64 of a raw 32-byte Ed25519 key"
-
-
-def fingerprint(raw_public_key: bytes) -> str:
-    """Standard base64, without padding, of the SHA-256 of a raw 32-byte public key."""
-    return base64.b64encode(hashlib.sha256(raw_public_key).digest()).rstrip(b"=").decode("ascii")
 
 
 def load_public_key(public_key: object) -> tuple[str, str]:
@@ -130,21 +126,6 @@ def verify_ed25519(public_key: Ed25519PublicKey, signature: bytes, message: byte
     except InvalidSignature:
         return False
     return True
-
-
-def signed_message(version: str, timestamp: str, method: str, host: str, target: bytes, body: bytes) -> bytes:
-    """The bytes a client signs.
-
-    Version 1: ``<timestamp><METHOD><target><body>`` (``host`` unused).
-    Version 2: ``<timestamp>\\n<METHOD>\\n<host>\\n<target>\\n<hex SHA-256 of body>``.
-    ``target`` is the path with its query, as bytes on the wire.
-    """
-    if version == "1":
-        return b"".join((timestamp.encode("ascii"), method.encode("ascii"), target, body))
-    digest = hashlib.sha256(body).hexdigest()
-    return b"\n".join(
-        (timestamp.encode("ascii"), method.encode("ascii"), host.encode("ascii"), target, digest.encode("ascii"))
-    )
 
 
 def request_target(environ: Mapping[str, Any]) -> bytes | None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from flask import Flask, request
+from flask.cli import FlaskGroup
+from flask.testing import FlaskCliRunner
 from hypothesis import HealthCheck, settings
 
 from flask_gridauth import GridAuth, api_keys_blueprint, current_principal, public, require_any_scope, require_scope
@@ -29,6 +31,23 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+class FlaskCommandRunner(FlaskCliRunner):
+    """``app.test_cli_runner()`` that finds commands as ``flask`` itself does.
+
+    The ``gridauth`` group is registered only through the ``flask.commands``
+    entry point (as flask-limiter's is), which ``flask``'s own group loads and
+    ``app.cli`` does not: by default this runner invokes such a group.
+    """
+
+    def invoke(self, cli: Any = None, args: Any = None, **kwargs: Any) -> Any:
+        """Run ``args`` under a ``FlaskGroup`` for the app unless a command is given."""
+        if cli is None:
+            cli = FlaskGroup(create_app=lambda: self.app, load_dotenv=False, set_debug_flag=False)
+        return super().invoke(cli, args, **kwargs)
+
+
+Flask.test_cli_runner_class = FlaskCommandRunner
 
 #: The bootstrap token every test app accepts.
 TOKEN = "test-bootstrap-token-0123456789abcdef"

@@ -223,6 +223,28 @@ def build_app(instance_path: str, **config: Any) -> Flask:
     return app
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_gridauth_environ() -> Iterator[None]:
+    """Flask-style isolation: the suite never sees the caller's GRIDAUTH_* environment.
+
+    ``GRIDAUTH_AUTH=disabled pytest`` or ``GRIDAUTH_API_TOKEN=x pytest`` would
+    otherwise turn authentication off, or change the token, in every test app.
+    A test that needs such a variable sets it with ``monkeypatch``.
+    """
+    patch = pytest.MonkeyPatch()
+    for name in [n for n in os.environ if n.startswith("GRIDAUTH_")]:
+        patch.delenv(name)
+    yield
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def _reset_gridauth_environ(_no_gridauth_environ: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without GRIDAUTH_* variables, whatever an earlier one left behind."""
+    for name in [n for n in os.environ if n.startswith("GRIDAUTH_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture(autouse=True)
 def _close_built_storages() -> Iterator[None]:
     """Close the storage of every app a test built (connection pools and their threads)."""

@@ -330,7 +330,7 @@ def test_a_failed_audit_write_never_undoes_the_change(tmp_path: Path, caplog: py
 
     app = Flask(__name__, instance_path=str(tmp_path))
     app.config.update(GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_RATELIMIT_ENABLED=False)
-    GridAuth(app, storage=_FailingAudit())
+    GridAuth(app, storage=lambda app: _FailingAudit())
     with app.app_context():
         record, raw = get_state(app).keys.create(name="n", scopes=["read"], owner="alice")
         assert get_state(app).keys.get(record.id) == record

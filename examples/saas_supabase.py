@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask, request
 
-from flask_gridauth import GridAuth, api_keys_blueprint, current_principal
+from flask_gridauth import GridAuth, current_principal, make_api_keys_blueprint
 
 app = Flask(__name__)
 app.config["SECRET_KEY"] = os.environ["CHATGRID_SECRET_KEY"]  # signs the key list's cursors
@@ -34,7 +34,7 @@ app.config.update(
     ],
 )
 GridAuth(app)
-app.register_blueprint(api_keys_blueprint, url_prefix="/v1/me")
+app.register_blueprint(make_api_keys_blueprint(health=False, me=False, openapi=False), url_prefix="/v1/me")
 # --- end of gridauth configuration
 
 BOARDS: list[dict[str, Any]] = []

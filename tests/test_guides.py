@@ -330,6 +330,10 @@ def test_supabase_guide(start: Callable[..., Server], tmp_path: Path) -> None:
     assert bodies[0]["raw_key"].startswith("cgk_live_") and bodies[0]["scopes"] == ["read", "write"]
     assert bodies[2] == {"object": "list", "data": [{"name": "roadmap", "owner": "4b0c"}]}
     assert bodies[3]["message"] == "Missing required scope: admin"
+    for extra in ("/v1/me/me", "/v1/me/health", "/v1/me/openapi.json"):  # only the key routes are mounted
+        headers = {"Authorization": f"Bearer {env['CHATGRID_API_KEY']}"}
+        response = requests.get(server.url + extra, headers=headers, timeout=30)
+        assert response.status_code == 404, extra
 
 
 # -- signed trading requests -----------------------------------------------------------------------------------------

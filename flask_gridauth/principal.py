@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 #: ``api_key``, ``jwt``, ``signature``, ``token``, ``disabled``, or the kind of an app's own verifier.
 PrincipalKind = str
 
+#: The kinds whose ``"*"`` scope makes a superuser: the bootstrap token and disabled authentication.
+SUPERUSER_KINDS = frozenset({"token", "disabled"})
+
 #: Attribute of ``flask.g`` that holds the request's principal.
 G_ATTR = G_PRINCIPAL
 
@@ -45,8 +48,12 @@ class Principal:
 
     @property
     def is_superuser(self) -> bool:
-        """The bootstrap token (or disabled auth): sees and manages every owner's keys."""
-        return "*" in self.scopes
+        """The bootstrap token (or disabled auth): sees and manages every owner's keys.
+
+        Both the kind and the ``"*"`` scope are needed: another kind holding
+        ``"*"`` (an app's verifier, a hand-built principal) is no superuser.
+        """
+        return self.kind in SUPERUSER_KINDS and "*" in self.scopes
 
     def to_dict(self) -> dict[str, Any]:
         """The public view of this principal, as ``/me`` shows it."""

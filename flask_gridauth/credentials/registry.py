@@ -62,7 +62,8 @@ class FunctionVerifier:
     """An app's own kind, from a function ``(value: str) -> Principal | None``.
 
     ``None`` is a 401. The principal's kind is the registered one (a function
-    cannot claim to be the bootstrap token), and its scopes are expanded by the
+    cannot claim to be the bootstrap token), ``"*"`` is dropped from its scopes
+    (only the bootstrap token is a superuser), and its scopes are expanded by the
     app's implication table, so it passes the same scope checks as every kind.
     """
 
@@ -81,7 +82,9 @@ class FunctionVerifier:
         scopes = principal.scopes
         if isinstance(scopes, str):
             raise TypeError(f"the verifier of {self.kind!r} returned scopes as a string; give a set of names")
-        return dataclasses.replace(principal, kind=self.kind, scopes=self.expand(scopes))
+        # "*" is the bootstrap token's: an app's kind never gets every scope or every owner's keys.
+        kept = [scope for scope in scopes if scope != "*"]
+        return dataclasses.replace(principal, kind=self.kind, scopes=self.expand(kept))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,0 +1,58 @@
+"""Fixes from the 0.2 security review: app verifiers, error handlers, 405s, sessions, owner limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from flask_gridauth import GridAuth, Principal, api_keys_blueprint, require_scope
+
+from .conftest import TOKEN, bearer, create_key
+
+
+def star_app(tmp_path: Path) -> Flask:
+    """An app whose ``oat`` verifier copies the scopes from the token text (``oat_a,b``), ``*`` included."""
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        TESTING=True, GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_STORAGE_URI="memory://", GRIDAUTH_RATELIMIT_ENABLED=False
+    )
+    auth = GridAuth(app)
+    app.register_blueprint(api_keys_blueprint)
+
+    @auth.verifier("oat", prefix="oat_")
+    def oauth(value: str) -> Principal | None:
+        return Principal(kind="oat", id="mallory", owner="mallory", scopes=frozenset(value[4:].split(",")))
+
+    @app.get("/anything")
+    @require_scope("billing:refund")
+    def anything() -> dict[str, Any]:
+        return {"ok": True}
+
+    return app
+
+
+def test_app_verifier_cannot_make_a_superuser_with_star(tmp_path: Path) -> None:
+    """A verifier returning scope "*" sees only its own owner's keys and gains no other scope."""
+    app = star_app(tmp_path)
+    create_key(app, ["read"], owner="alice")
+    create_key(app, ["read"], owner="mallory", name="own")
+    client = app.test_client()
+    listed = client.get("/api-keys", headers=bearer("oat_*,admin"))
+    assert listed.status_code == 200
+    assert [k["owner"] for k in listed.get_json()["data"]] == ["mallory"]
+    assert "*" not in client.get("/me", headers=bearer("oat_*,admin")).get_json()["scopes"]
+    assert client.get("/anything", headers=bearer("oat_*")).status_code == 403
+    everyone = client.get("/api-keys", headers=bearer(TOKEN)).get_json()["data"]
+    assert sorted(k["owner"] for k in everyone) == ["alice", "mallory"]
+
+
+def test_only_token_and_disabled_principals_are_superusers() -> None:
+    """is_superuser needs the bootstrap token's (or disabled auth's) kind as well as "*"."""
+    star = frozenset({"*"})
+    assert Principal(kind="token", id="t", owner="o", scopes=star).is_superuser
+    assert Principal(kind="disabled", id="a", owner="o", scopes=star).is_superuser
+    assert not Principal(kind="oat", id="c", owner="o", scopes=star).is_superuser
+    assert not Principal(kind="api_key", id="k", owner="o", scopes=star).is_superuser
+    assert not Principal(kind="token", id="t", owner="o", scopes=frozenset({"admin"})).is_superuser

@@ -201,6 +201,11 @@ class KeyPolicy:
         if not use.allowed:
             raise QuotaExceeded(headers=self._quota_headers(record, use))
 
+    def note_spent(self, principal: Principal, use: QuotaUse) -> None:
+        """Keep what the Redis key look-up paid from the quota, for :meth:`spend` to use instead of paying."""
+        if principal.key is not None:
+            setattr(g, G_QUOTA, (principal.key.id, use))
+
     def peek(self, record: KeyRecord) -> QuotaUse | None:
         """What is left of the key's quota, taking nothing (for the headers of a free or refused request)."""
         current = self.storage.get(record.id)

@@ -283,7 +283,9 @@ class GridAuthState:
             raise Unavailable() from None
 
     def _verify_counted(self, raw_key: str, plan: Precount) -> Principal:
-        principal, counts = verify_api_key_counted(
+        ratelimit = self.ratelimit
+        quota_cost = self.policy.script_cost(request.endpoint, owner_limit=bool(ratelimit and ratelimit.owner))
+        principal, counts, quota = verify_api_key_counted(
             raw_key,
             pattern=self.key_pattern,
             storage=plan.storage,
@@ -291,9 +293,12 @@ class GridAuthState:
             counter_prefix=plan.prefix,
             windows=plan.windows,
             environments=self.policy.environments,
+            quota_cost=quota_cost,
         )
-        if counts is not None and self.ratelimit is not None:
-            self.ratelimit.note_counted(principal, counts)
+        if counts is not None and ratelimit is not None:
+            ratelimit.note_counted(principal, counts)
+        if quota is not None:
+            self.policy.note_spent(principal, quota)
         return principal
 
     def verify_bearer(self, value: str) -> Principal:

@@ -150,3 +150,23 @@ def test_route_limit_and_precounted_key_limit_both_hold(tmp_path: Any, redis_uri
     assert statuses == [200, 200, 429]
     # The key limit (5/minute) counted all three: two requests left on other routes.
     assert [client.get("/items", headers=bearer(raw)).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_key_with_a_quota_is_still_one_round_trip(tmp_path: Any, redis_uri: str, round_trips: RoundTrips) -> None:
+    """Look-up, counter and quota in one EVALSHA per request, the quota_exceeded 429 included."""
+    app = limited_app(tmp_path, redis_uri)
+    _, warm = create_key(app, owner="warm")
+    _, raw = create_key(app, quota={"limit": 3})
+    client = app.test_client()
+    assert client.get("/items", headers=bearer(warm)).status_code == 200  # connects and loads the script
+    per_request = []
+    responses = []
+    for _ in range(4):
+        before = len(round_trips.sent)
+        responses.append(client.get("/items", headers=bearer(raw)))
+        per_request.append(round_trips.sent[before:])
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert per_request == [["EVALSHA"]] * 4
+    assert [r.headers["X-Quota-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert responses[3].json["code"] == "quota_exceeded"
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses] == ["4", "3", "2", "1"]

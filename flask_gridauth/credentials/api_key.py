@@ -12,6 +12,7 @@ from ..keys import check_key, hash_key
 from ..principal import Principal, PrincipalKind
 from ..records import KeyRecord, utcnow
 from ..storage import Storage
+from ..storage.base import QuotaUse
 
 #: ``last_used_at`` is written at most this often per key (the first use at once).
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -118,11 +119,13 @@ def verify_api_key_counted(
     counter_prefix: str,
     windows: Sequence[str | int],
     environments: Collection[str] | None = None,
-) -> tuple[Principal, list[tuple[int, int]] | None]:
+    quota_cost: int = 0,
+) -> tuple[Principal, list[tuple[int, int]] | None, QuotaUse | None]:
     """:func:`verify_api_key` on Redis, with the key's rate-limit counters hit in the same round trip.
 
-    Returns the principal and the counts (``None`` when the script did not
-    count, e.g. for a key with its own ``rate_limit``: the caller counts it).
+    Returns the principal, the counts (``None`` when the script did not
+    count, e.g. for a key with its own ``rate_limit``: the caller counts it)
+    and what the key's quota paid for ``quota_cost`` (``None`` when not asked).
     Refusals are exactly those of :func:`verify_api_key`, and a refused key is
     neither counted nor touched.
     """
@@ -130,7 +133,7 @@ def verify_api_key_counted(
         raise Unauthorized()
     digest = hash_key(raw_key)
     now = utcnow()
-    record, touched, counts = storage.find_counted(
+    record, touched, counts, quota = storage.find_counted(
         digest,
         record_type="api_key",
         now=now.timestamp(),
@@ -138,9 +141,10 @@ def verify_api_key_counted(
         counter_prefix=counter_prefix,
         windows=windows,
         environments=environments,
+        quota_cost=quota_cost,
     )
     record = _matching(record, digest)
     check_usable(record, now, environments, storage)
     if not touched:
         touch_if_due(storage, record, now)
-    return principal_for(record, "api_key", expand), counts
+    return principal_for(record, "api_key", expand), counts, quota

@@ -49,7 +49,7 @@ SCHEMES: dict[str, type[Storage]] = {}
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: What :meth:`Storage.find_counted` returns: the record, whether its use was recorded, the counts.
-Counted = tuple[KeyRecord | None, bool, list[tuple[int, int]] | None]
+Counted = tuple[KeyRecord | None, bool, list[tuple[int, int]] | None, QuotaUse | None]
 
 
 #: Methods that change no cached field of a key: calling them leaves this process's key cache as it is.
@@ -296,6 +296,7 @@ class Storage(ABC):
         counter_prefix: str,
         windows: Sequence[str | int],
         environments: Collection[str] | None = None,
+        quota_cost: int = 0,
     ) -> Counted:
         """:meth:`find`, plus (where :attr:`counts_in_lookup`) the use and the rate-limit counts, at once.
 
@@ -309,9 +310,13 @@ class Storage(ABC):
         A canary, a disabled key, a key with ``allowed_ips`` or one whose
         environment is not in ``environments`` is neither touched nor counted
         (the caller refuses it, or checks its address first).
-        This default only finds: ``(find(lookup), False, None)``.
+        When it counted, none of the counts went over its limit and
+        ``quota_cost`` is above 0, the record's quota pays it as
+        :meth:`spend_quota` would; the fourth item is that :class:`QuotaUse`
+        (``None`` when the quota was not asked).
+        This default only finds: ``(find(lookup), False, None, None)``.
         """
-        return self.find(lookup), False, None
+        return self.find(lookup), False, None, None
 
     def migrate(self) -> tuple[int, ...]:
         """Create or upgrade this backend's tables; the schema versions applied (none when up to date).

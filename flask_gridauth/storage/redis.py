@@ -145,9 +145,14 @@ return spend(rec['quota'], KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])) or {}
 # checked as check_record() does; only a usable one is touched and counted, and only when
 # it has no own rate_limit (that one the caller parses and counts). The counter is
 # limits' incr_expire: INCRBY, and EXPIRE on the window's first hit.
+# ARGV[7] is the quota cost: when above 0 and no counter went over its limit (the amount is the
+# first number of the suffix), the record's quota pays it in the same script (spend()), and
+# {allowed, left} follow the counts.
 # Reply: {} (no record) | {d, u} (nothing done) | {d, u, 1} (touched if due) |
-# {d, u, 1, count, pttl, ...} (touched if due, and counted).
-_FIND_COUNT = """
+# {d, u, 1, count, pttl, ..., [allowed, left]} (touched if due, counted, quota spent).
+_FIND_COUNT = (
+    _SPEND_FUNCTION
+    + """
 local pair = redis.call('HMGET', KEYS[1], 'd', 'u')
 if not pair[1] then return {} end
 local ok, rec = pcall(cjson.decode, pair[1])
@@ -167,15 +172,27 @@ local out = {pair[1], pair[2], 1}
 local own = rec['rate_limit']
 if own ~= cjson.null and own ~= '' then return out end
 local base = ARGV[5] .. rec['id']
-for i = 7, #ARGV - 1, 2 do
+local over = false
+for i = 8, #ARGV - 1, 2 do
   local key = base .. ARGV[i]
   local count = redis.call('INCRBY', key, 1)
   if count == 1 then redis.call('EXPIRE', key, ARGV[i + 1]) end
+  local amount = tonumber(string.match(ARGV[i], '^/(%d+)/'))
+  if amount and count > amount then over = true end
   out[#out + 1] = count
   out[#out + 1] = redis.call('PTTL', key)
 end
+local cost = tonumber(ARGV[7])
+if cost and cost > 0 and not over and type(rec['quota']) == 'table' then
+  local spent = spend(rec['quota'], KEYS[1], now, cost)
+  if spent then
+    out[#out + 1] = spent[1]
+    out[#out + 1] = spent[2]
+  end
+end
 return out
 """
+)
 
 # KEYS: the seq counter, the all/owner/target indexes ('' when absent). ARGV: the event JSON with
 # "seq": 0 first, the event key prefix. The event and its index entries land together.
@@ -590,27 +607,31 @@ class RedisStorage(Storage):
         counter_prefix: str,
         windows: Sequence[str | int],
         environments: Collection[str] | None = None,
+        quota_cost: int = 0,
     ) -> Counted:
-        """:meth:`find`, the ``last_used_at`` write when due, and the key's counters, in one round trip.
+        """:meth:`find`, the ``last_used_at`` write when due, the key's counters and its quota, in one round trip.
 
         See :meth:`Storage.find_counted <flask_gridauth.storage.Storage.find_counted>`.
         """
         key = self._rec_key(lookup)
         accepted = "" if environments is None else " " + " ".join(environments) + " "
-        args = (repr(now), touch_interval, record_type, lookup, counter_prefix, accepted, *windows)
+        args = (repr(now), touch_interval, record_type, lookup, counter_prefix, accepted, quota_cost, *windows)
         try:
             # execute_command skips the Script wrapper's per-call work; the script is loaded once.
             reply = self.client.execute_command("EVALSHA", self._find_count.sha, 1, key, *args)
         except self._no_script:
             reply = self._find_count(keys=[key], args=args)
         if not reply:
-            return None, False, None
+            return None, False, None, None
         record = self._decode(reply)
         if len(reply) < 3:
-            return record, False, None
+            return record, False, None, None
         if len(reply) == 3:
-            return record, True, None
-        return record, True, [(int(reply[i]), int(reply[i + 1])) for i in range(3, len(reply) - 1, 2)]
+            return record, True, None, None
+        end = 3 + len(windows)  # two numbers per window, as windows holds (suffix, seconds) pairs
+        counts = [(int(reply[i]), int(reply[i + 1])) for i in range(3, end - 1, 2)]
+        quota = QuotaUse(bool(int(reply[end])), int(reply[end + 1])) if len(reply) > end + 1 else None
+        return record, True, counts, quota
 
     def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
         """Keys newest first, from the owner's sorted set."""

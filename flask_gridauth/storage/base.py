@@ -312,7 +312,7 @@ class Storage(ABC):
         (the caller refuses it, or checks its address first).
         When it counted, none of the counts went over its limit and
         ``quota_cost`` is above 0, the record's quota pays it as
-        :meth:`spend_quota` would; the fourth item is that :class:`QuotaUse`
+        :meth:`spend_quota` would; the fourth item is that ``QuotaUse``
         (``None`` when the quota was not asked).
         This default only finds: ``(find(lookup), False, None, None)``.
         """

@@ -114,13 +114,15 @@ class MemoryStorage(Storage):
             if current is None or current.quota is None or state is None:
                 return None
             quota = current.quota
-            remaining, refilled_at = refill_now(
-                quota.limit, quota.refill_amount, quota.refill_seconds, int(state[0]), state[1], now.timestamp()
-            )
+            remaining = int(state[0])
+            if quota.refill_amount:  # without a refill there is nothing to add: skip the clock arithmetic
+                remaining, state[1] = refill_now(
+                    quota.limit, quota.refill_amount, quota.refill_seconds, remaining, state[1], now.timestamp()
+                )
             allowed = remaining >= cost
             if allowed:
                 remaining -= cost
-            state[0], state[1] = remaining, refilled_at
+            state[0] = remaining
             return QuotaUse(allowed, remaining)
 
     def touch(self, record: KeyRecord, when: datetime) -> None:

@@ -125,6 +125,19 @@ def report_canary(record: KeyRecord) -> None:
     )
     app = current_app._get_current_object() if has_request_context() else None  # type: ignore[attr-defined]
     signals.canary_used.send(app, key=record, remote_addr=remote, user_agent=agent)
+    state = app.extensions.get("gridauth") if app is not None else None
+    if state is not None:
+        details = {"name": record.name, "prefix": record.prefix, "user_agent": agent}
+        try:
+            state.keys.audit.record(
+                "key.canary_used", target_id=record.id, owner=record.owner, details=details, remote_addr=remote
+            )
+        except ValueError:
+            # The user agent is the caller's to choose: one shaped like a secret is not kept.
+            details["user_agent"] = "[withheld: looked like a secret]"
+            state.keys.audit.record(
+                "key.canary_used", target_id=record.id, owner=record.owner, details=details, remote_addr=remote
+            )
 
 
 class KeyPolicy:

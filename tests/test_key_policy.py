@@ -207,6 +207,21 @@ def test_canary_key_never_authorises_and_raises_the_alarm(
     assert len(warnings) == 1 and key_id in warnings[0].getMessage()
     assert all(raw not in r.getMessage() for r in caplog.records)
     assert raw not in refused.get_data(as_text=True)
+    events = client.get(f"/api/v1/audit-events?action=key.canary_used&target_id={key_id}", headers=ADMIN).json
+    assert len(events["data"]) == 1
+    event = events["data"][0]
+    assert event["remote_addr"] == "198.51.100.23" and event["details"]["user_agent"] == "curl/8.0"
+    assert raw not in str(event)
+
+
+def test_canary_audit_withholds_a_secret_shaped_user_agent(app: Flask, client: Any) -> None:
+    """A user agent that looks like a key is not kept in the audit event, and the answer is still a 401."""
+    _, raw = create_key(app, ["read"], canary=True)
+    _, other = create_key(app, ["read"])
+    refused = client.get("/items", headers={**bearer(raw), "User-Agent": other})
+    assert refused.status_code == 401
+    events = client.get("/api/v1/audit-events?action=key.canary_used", headers=ADMIN).json["data"]
+    assert events and other not in str(events)
 
 
 def test_canary_is_for_api_keys_only(client: Any) -> None:

@@ -150,6 +150,7 @@ class KeyPolicy:
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._costs: dict[str | None, int] = {}
+        self._script_costs: dict[str | None, int] = {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], storage: Storage) -> KeyPolicy:
@@ -194,6 +195,25 @@ class KeyPolicy:
         view = current_app.view_functions.get(endpoint) if endpoint is not None else None
         units: int = getattr(view, COST_ATTR, 1)
         self._costs[endpoint] = units
+        return units
+
+    def script_cost(self, endpoint: str | None, *, owner_limit: bool) -> int:
+        """The units a Redis look-up script may take for ``endpoint``: its cost, or 0 to leave it to :meth:`spend`.
+
+        0 when a limit the script does not count (a route limit, the owner-wide
+        limit) could still refuse the request after the quota was paid.
+        """
+        if owner_limit:
+            return 0
+        try:
+            return self._script_costs[endpoint]
+        except KeyError:
+            pass
+        from .ratelimit import ROUTE_LIMITS_ATTR
+
+        view = current_app.view_functions.get(endpoint) if endpoint is not None else None
+        units = 0 if getattr(view, ROUTE_LIMITS_ATTR, ()) else self.cost_of(endpoint)
+        self._script_costs[endpoint] = units
         return units
 
     def spend(self, principal: Principal, endpoint: str | None) -> None:

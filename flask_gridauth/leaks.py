@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
@@ -26,6 +27,7 @@ from flask import Blueprint, Response, current_app, has_app_context, jsonify, re
 from flask.blueprints import BlueprintSetupState
 
 from . import signals
+from .audit import Actor
 from .errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from .extension import GridAuthState, get_state
 from .keys import check_key, hash_key
@@ -98,8 +100,11 @@ def report_leak(
     """
     if record.canary:
         action = "notify"
+    actor = _ACTORS[via]
+    url, source = scrub(url), scrub(source)
     if action == "revoke" and record.revoked_at is None:
-        record = state.keys.revoke(record.id)
+        record = state.keys.revoke(record.id, by=actor)
+    _audit_leak(state, record, actor, via=via, action=action, url=url, source=source)
     logger.warning(
         "leaked key reported: id=%s prefix=%s owner=%s via=%s action=%s canary=%s url=%r source=%r",
         record.id,
@@ -114,6 +119,51 @@ def report_leak(
     sender = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
     signals.key_leaked.send(sender, key=record, url=url, source=source, via=via, action=action)
     return record
+
+
+#: Who acts in the audit log: nobody signs in to these routes, so the route's caller is named.
+_ACTORS: dict[Via, Actor] = {
+    "secret_scanning": Actor(kind="github", id="secret_scanning", owner=None),
+    "revoke_leaked": Actor(kind="anonymous", id="revoke_leaked", owner=None),
+}
+#: What a reported URL or source may hold that no log line or audit event may: something shaped
+#: like an API key (any prefix) or a JWT, and long hex runs (hashes; a commit SHA is shortened to the
+#: 12 digits git needs to name it).
+_KEY_LIKE = re.compile(r"[A-Za-z0-9]+_(?:live|test)_[0-9a-fA-F]{20,}")
+_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
+_LONG_HEX = re.compile(r"[0-9a-fA-F]{40,}")
+
+
+def scrub(text: str | None) -> str | None:
+    """``text`` (a leak's URL or source) with key-shaped and JWT-shaped runs replaced, long hex shortened."""
+    if text is None:
+        return None
+    text = _KEY_LIKE.sub("[redacted]", text)
+    text = _JWT_LIKE.sub("[redacted]", text)
+    return _LONG_HEX.sub(lambda m: m.group(0)[:12], text)
+
+
+def _audit_leak(
+    state: GridAuthState,
+    record: KeyRecord,
+    actor: Actor,
+    *,
+    via: Via,
+    action: Action,
+    url: str | None,
+    source: str | None,
+) -> None:
+    """Record ``key.leaked`` with where the key was found; a URL the audit log refuses is left out, not fatal."""
+    details: dict[str, Any] = {"via": via, "action": action, "prefix": record.prefix, "canary": record.canary}
+    where = {"url": url, "source": source}
+    try:
+        state.audit.record(
+            "key.leaked", target_id=record.id, owner=record.owner, by=actor, details={**details, **where}
+        )
+    except ValueError:
+        # The URL or source held something shaped like a key, a hash or a JWT: never stored.
+        logger.warning("key.leaked audit event for id=%s recorded without its url and source", record.id)
+        state.audit.record("key.leaked", target_id=record.id, owner=record.owner, by=actor, details=details)
 
 
 def token_hash(token: str) -> str:

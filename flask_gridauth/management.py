@@ -320,7 +320,7 @@ class KeyManager:
         }
         return self.update_from(key_id, {k: v for k, v in given.items() if v is not _UNSET}, owner=owner, by=by)
 
-    def revoke(self, key_id: str, *, owner: str | None = None, by: Principal | None = None) -> KeyRecord:
+    def revoke(self, key_id: str, *, owner: str | None = None, by: Principal | Actor | None = None) -> KeyRecord:
         """Revoke at once; revoking a revoked key changes nothing."""
         record = self.get(key_id, owner=owner)
         if record.revoked_at is not None:

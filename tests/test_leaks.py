@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from flask_gridauth import leaks as leaks_module
 from flask_gridauth import signals
 from flask_gridauth.errors import ConfigurationError
 from flask_gridauth.keys import display_prefix, generate_key, hash_key
 from flask_gridauth.leaks import secret_scanning_settings
 from flask_gridauth.records import KeyRecord, new_key_id, utcnow
 
-from .conftest import BACKENDS, bearer, build_app, create_key, storage_uri_for
+from .conftest import BACKENDS, TOKEN, bearer, build_app, create_key, storage_uri_for
 from .github_server import AlertKey, GitHubKeysServer
 
 API = "/api/v1"
@@ -486,3 +487,75 @@ def test_canary_is_reported_never_revoked(leak_app: Flask, github_key: AlertKey,
         (key_id, "secret_scanning", "notify"),
         (key_id, "revoke_leaked", "notify"),
     ]
+
+
+def _leak_events(app: Flask) -> list[dict[str, Any]]:
+    """The ``key.leaked`` events, newest first, read through ``GET /audit-events`` with the bootstrap token."""
+    response = app.test_client().get(f"{API}/audit-events?action=key.leaked&limit=100", headers=bearer(TOKEN))
+    assert response.status_code == 200
+    return list(response.get_json()["data"])
+
+
+def test_leaks_are_audited(leak_app: Flask, github_key: AlertKey) -> None:
+    """Each reported key gets a key.leaked event with its URL (commit SHA shortened) and source; made-up keys none."""
+    first, raw = create_key(leak_app)
+    second, raw2 = create_key(leak_app, owner="bob")
+    sha = "0123456789abcdef" * 3  # 48 hex digits: a long commit id in the URL
+    url = f"https://github.com/octo/app/blob/{sha}/settings.py"
+    body, headers = github_key.alert([_match(raw, url=url), _match(generate_key("grd"))])
+    assert leak_app.test_client().post(SCAN, data=body, headers=headers).status_code == 200
+    assert _revoke(leak_app, [raw2, generate_key("grd")]).status_code == 202
+    events = _leak_events(leak_app)
+    assert [(e["target_id"], e["owner"]) for e in events] == [(second.id, "bob"), (first.id, "alice")]
+    revoked, scanned = events
+    assert scanned["actor"] == {"kind": "github", "id": "secret_scanning", "owner": None}
+    assert scanned["details"] == {
+        "via": "secret_scanning",
+        "action": "revoke",
+        "prefix": first.prefix,
+        "canary": False,
+        "url": f"https://github.com/octo/app/blob/{sha[:12]}/settings.py",
+        "source": "content",
+    }
+    assert revoked["actor"]["kind"] == "anonymous"
+    assert (revoked["details"]["via"], revoked["details"]["url"], revoked["remote_addr"]) == (
+        "revoke_leaked",
+        None,
+        "127.0.0.1",
+    )
+    listed = leak_app.test_client().get(f"{API}/audit-events?action=key.revoked", headers=bearer(TOKEN)).get_json()
+    assert {e["target_id"] for e in listed["data"]} == {first.id, second.id}
+
+
+def test_secret_shaped_urls_are_scrubbed(
+    leak_app: Flask, github_key: AlertKey, caplog: pytest.LogCaptureFixture, leaked: list[dict[str, Any]]
+) -> None:
+    """A key or JWT inside the reported URL or source never reaches a log line, the signal or the audit log."""
+    record, raw = create_key(leak_app)
+    jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    body, headers = github_key.alert([_match(raw, url=f"https://gist.github.com/x?k={raw}", source=jwt_like)])
+    with caplog.at_level(logging.DEBUG):
+        assert leak_app.test_client().post(SCAN, data=body, headers=headers).status_code == 200
+    (event,) = _leak_events(leak_app)
+    assert event["target_id"] == record.id
+    assert (event["details"]["url"], event["details"]["source"]) == (
+        "https://gist.github.com/x?k=[redacted]",
+        "[redacted]",
+    )
+    assert (leaked[0]["url"], leaked[0]["source"]) == ("https://gist.github.com/x?k=[redacted]", "[redacted]")
+    for text in [json.dumps(event), *(r.getMessage() for r in caplog.records)]:
+        assert raw not in text and raw[-48:-8] not in text and jwt_like not in text
+
+
+def test_audit_refusing_the_url_still_records_the_leak(
+    leak_app: Flask, github_key: AlertKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a URL get past the scrubbing and be refused by the audit log, the event is recorded without it."""
+    monkeypatch.setattr(leaks_module, "scrub", lambda text: text)
+    record, raw = create_key(leak_app)
+    body, headers = github_key.alert([_match(raw, url=f"https://gist.github.com/x?k={raw}")])
+    assert leak_app.test_client().post(SCAN, data=body, headers=headers).status_code == 200
+    (event,) = _leak_events(leak_app)
+    assert event["target_id"] == record.id
+    assert "url" not in event["details"] and "source" not in event["details"]
+    assert raw not in json.dumps(event)

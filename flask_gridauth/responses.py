@@ -13,6 +13,7 @@ blueprint adds a fallback route under each of its path stems that raises our
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -23,6 +24,8 @@ from werkzeug.exceptions import HTTPException
 from .context import G_ERROR, remember_error
 from .errors import ErrorInfo, GridAuthError, MethodNotAllowed, NotFound
 from .scopes import authenticated
+
+logger = logging.getLogger("flask_gridauth")
 
 #: Mark on the fallback view :func:`own_errors` adds: not a route of its own (hidden from listings).
 UNMATCHED_ATTR = "_gridauth_unmatched"
@@ -59,18 +62,25 @@ def render_error(exc: HTTPException) -> Response:
 
     ``@auth.error_handler`` shapes it when the app registered one (a response
     value; a 200 status becomes the error's, as in Flask-HTTPAuth); else the
-    default JSON body. Owed headers are added either way.
+    default JSON body. Owed headers are added either way. A handler that raises
+    gets the default body too (its exception's type is logged, never its text,
+    which may hold a credential), so a 401 or 429 never turns into a 500.
     """
     info = ErrorInfo.of(exc)
     state = current_app.extensions.get("gridauth")
     handler: ErrorHandler | None = getattr(state, "error_handler", None)
-    if handler is None:
+    response: Response | None = None
+    if handler is not None:
+        try:
+            response = current_app.make_response(current_app.ensure_sync(handler)(info))
+        except Exception as failure:  # noqa: BLE001 - any failure of the app's handler
+            logger.error("@auth.error_handler raised %s; answering with the default body", type(failure).__name__)
+        else:
+            if response.status_code == 200:
+                response.status_code = info.status
+    if response is None:
         response = jsonify(info.body())
         response.status_code = info.status
-    else:
-        response = current_app.make_response(current_app.ensure_sync(handler)(info))
-        if response.status_code == 200:
-            response.status_code = info.status
     add_owed_headers(response, info.status, info.headers)
     return response
 

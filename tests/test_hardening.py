@@ -56,3 +56,31 @@ def test_only_token_and_disabled_principals_are_superusers() -> None:
     assert not Principal(kind="oat", id="c", owner="o", scopes=star).is_superuser
     assert not Principal(kind="api_key", id="k", owner="o", scopes=star).is_superuser
     assert not Principal(kind="token", id="t", owner="o", scopes=frozenset({"admin"})).is_superuser
+
+
+def test_raising_error_handler_falls_back_to_the_json_error(tmp_path: Path, caplog: Any) -> None:
+    """An @auth.error_handler that raises: the default JSON 401/429 with owed headers; only its type is logged."""
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        TESTING=True, GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_STORAGE_URI="memory://", GRIDAUTH_FAILED_AUTH_LIMIT="2/minute"
+    )
+    auth = GridAuth(app)
+
+    @auth.error_handler
+    def broken(info: Any) -> Any:
+        raise RuntimeError("leaked wrong-token-0123456789")
+
+    @app.get("/items")
+    def items() -> dict[str, Any]:
+        return {"ok": True}
+
+    client = app.test_client()
+    caplog.set_level("DEBUG", logger="flask_gridauth")
+    first = client.get("/items", headers=bearer("wrong-token-0123456789"))
+    assert first.status_code == 401 and first.is_json
+    assert first.get_json()["code"] == "unauthorized" and first.headers["WWW-Authenticate"] == "Bearer"
+    statuses = [client.get("/items", headers=bearer("wrong-token-0123456789")) for _ in range(3)]
+    limited = statuses[-1]
+    assert limited.status_code == 429 and limited.is_json and "Retry-After" in limited.headers
+    assert "RuntimeError" in caplog.text
+    assert "wrong-token-0123456789" not in caplog.text and "leaked" not in caplog.text

@@ -176,6 +176,22 @@ class KeyPolicy:
         if record.environment not in self.environments:
             raise Unauthorized(f"API key environment '{record.environment}' is not accepted here")
 
+    def check_restored(self, record: KeyRecord, remote_addr: str | None) -> None:
+        """Every key-policy check, for a principal rebuilt from a stored id instead of a presented key.
+
+        A revoked, expired, disabled or canary key, one of an environment not
+        accepted here, or a request from outside its ``allowed_ips`` is refused
+        (401, or 403 for the address): what the request hook would refuse.
+        """
+        from .credentials.api_key import check_record
+
+        if record.canary:
+            raise Unauthorized("API key is a canary key")
+        check_record(record, utcnow())
+        self.check_environment(record)
+        if record.allowed_ips and not address_allowed(record.allowed_ips, remote_addr):
+            raise Forbidden("This key may not be used from this address")
+
     # -- once authenticated --------------------------------------------------
 
     def check_address(self, principal: Principal, remote_addr: str | None) -> None:

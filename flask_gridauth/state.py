@@ -309,7 +309,11 @@ class GridAuthState:
             self._failed("malformed", "malformed credential")
             raise
         credential = classify_token(token, self.key_prefix, self.verifiers.prefixes)
-        return self.verify(credential)
+        principal = self.verify(credential)
+        if principal.key is not None:
+            # What the request hook applies after verification applies here too (e.g. dashboard sign-in).
+            self.policy.check_address(principal, request.remote_addr)
+        return principal
 
     def _failed(self, kind: str, reason: str) -> None:
         remote = request.remote_addr

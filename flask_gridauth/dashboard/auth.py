@@ -25,10 +25,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 
 from .. import config as c
-from ..credentials.api_key import check_record, principal_for
+from ..credentials.api_key import principal_for
 from ..errors import Forbidden, Unauthorized
 from ..extension import GridAuthState, get_state
 from ..principal import Principal
@@ -64,7 +64,8 @@ def check_sign_in(credential: str) -> Principal:
     """The principal of a credential typed into the sign-in form, or the error to show.
 
     The same verifiers as the API run (failures are logged and counted as
-    failed authentications); the principal must hold ``admin``.
+    failed authentications), then the key policy (its ``allowed_ips``); the
+    principal must hold ``admin``.
     """
     state = get_state()
     principal = state.verify_bearer(credential)
@@ -152,8 +153,8 @@ def _restore(entry: dict[str, Any]) -> Principal:
         if record is None or record.type != "api_key" or record.owner != owner:
             raise SessionEnded("Your key no longer exists. Sign in again.")
         try:
-            check_record(record, utcnow())
-        except Unauthorized as exc:
+            state.policy.check_restored(record, request.remote_addr)
+        except (Unauthorized, Forbidden) as exc:
             raise SessionEnded(f"{exc.message}. Sign in again.") from None
         principal = principal_for(record, "api_key", state.expand)
         if not principal.has_scope(state.manage_scope):

@@ -32,6 +32,22 @@ UNMATCHED_ATTR = "_gridauth_unmatched"
 #: Methods the fallback route answers; OPTIONS is left to Flask's automatic answer.
 FALLBACK_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
+
+class AnyMethod(set[str]):
+    """The methods of a fallback rule: it lists :data:`FALLBACK_METHODS` but matches every method.
+
+    So ``PROPFIND`` or ``FOO`` under our routes reaches the fallback and gets
+    our JSON 405, not Flask's HTML one. Werkzeug's ``"--"`` probe (how it finds
+    the allowed methods of a path) is not matched, so ``Allow`` headers and
+    automatic ``OPTIONS`` answers stay as they were.
+    """
+
+    __slots__ = ()
+
+    def __contains__(self, method: object) -> bool:
+        return isinstance(method, str) and method != "--"
+
+
 #: ``@auth.error_handler`` functions: they take an :class:`~flask_gridauth.errors.ErrorInfo`.
 ErrorHandler = Callable[[ErrorInfo], Any]
 
@@ -113,6 +129,9 @@ def _add_fallback_routes(setup: BlueprintSetupState) -> None:
             setup.add_url_rule(
                 path, "_unmatched", _unmatched, methods=list(FALLBACK_METHODS), provide_automatic_options=False
             )
+    for rule in setup.app.url_map.iter_rules(f"{endpoints}_unmatched"):
+        if rule.methods is not None and not isinstance(rule.methods, AnyMethod):
+            rule.methods = AnyMethod(rule.methods)  # checked at match time: any method reaches _unmatched
 
 
 @authenticated

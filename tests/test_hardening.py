@@ -84,3 +84,24 @@ def test_raising_error_handler_falls_back_to_the_json_error(tmp_path: Path, capl
     assert limited.status_code == 429 and limited.is_json and "Retry-After" in limited.headers
     assert "RuntimeError" in caplog.text
     assert "wrong-token-0123456789" not in caplog.text and "leaked" not in caplog.text
+
+
+def test_any_method_under_our_routes_is_a_json_405(tmp_path: Path) -> None:
+    """PROPFIND or a made-up method on a blueprint route: JSON 405 with Allow; OPTIONS and GET unchanged."""
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        TESTING=True, GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_STORAGE_URI="memory://", GRIDAUTH_RATELIMIT_ENABLED=False
+    )
+    GridAuth(app)
+    app.register_blueprint(api_keys_blueprint, url_prefix="/v1")
+    client = app.test_client()
+    for method in ("PROPFIND", "FOO"):
+        response = client.open("/v1/api-keys", method=method, headers=bearer(TOKEN))
+        assert response.status_code == 405 and response.is_json, method
+        assert response.get_json()["code"] == "method_not_allowed"
+        assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+        unknown = client.open("/v1/api-keys/nope/deeper/still", method=method, headers=bearer(TOKEN))
+        assert unknown.status_code in (404, 405) and unknown.is_json
+    assert client.get("/v1/api-keys", headers=bearer(TOKEN)).status_code == 200
+    options = client.options("/v1/api-keys")
+    assert {"GET", "POST"} <= {m.strip() for m in options.headers["Allow"].split(",")}

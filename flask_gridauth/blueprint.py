@@ -8,15 +8,21 @@ applies its rules (owner isolation, no escalation); errors become JSON.
 
 from __future__ import annotations
 
-import hmac
+import base64
+import hashlib
 import json
 import logging
 import re
+import secrets
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
 from .activity_routes import register_activity_routes
@@ -39,6 +45,8 @@ MAX_BODY = 64 * 1024
 CURSOR_MAX_AGE = 24 * 3600
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_CURSOR_INFO = b"flask_gridauth pagination cursor v2"
+_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]{40,}")
 
 
 # -- error rendering ---------------------------------------------------------
@@ -155,33 +163,53 @@ def key_object(record: KeyRecord, raw_key: str | None = None) -> dict[str, Any]:
 # -- pagination cursors ------------------------------------------------------
 
 
-def _cursor_serializer() -> URLSafeTimedSerializer:
-    """Signs cursors with a secret every worker shares: the app's, else one derived from the token."""
-    secret = current_app.secret_key
+def _cursor_key() -> bytes:
+    """The AES-256 key of cursors, from a secret every worker shares: the app's, else the token's digest."""
+    secret: str | bytes | None = current_app.secret_key
     if not secret:
         # The token digest is the same in every worker (config, env or the shared token file),
-        # so one worker accepts another's cursors. Without auth there is no owner to protect.
-        digest = get_state().token_digest or b""
-        secret = hmac.new(digest, b"flask_gridauth pagination cursor v1", "sha256").digest()
-    return URLSafeTimedSerializer(secret, salt="flask_gridauth.cursor")
+        # so one worker reads another's cursors. Without auth there is no owner to protect.
+        secret = get_state().token_digest or b""
+    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=_CURSOR_INFO).derive(raw)
+
+
+def _owner_tag(owner: str | None) -> str | None:
+    """A short digest of the owner: a cursor stays small whatever the owner's name (sealed anyway)."""
+    return None if owner is None else hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def make_cursor(seq: int, owner: str | None) -> str:
-    """An opaque, signed cursor that continues a listing after ``seq``."""
-    return _cursor_serializer().dumps({"seq": seq, "owner": owner})
+    """An opaque cursor that continues a listing after ``seq``.
+
+    The position, the owner and the time are encrypted (AES-256-GCM, a fresh
+    nonce each time): a cursor reveals nothing, not even how many keys exist.
+    """
+    payload = json.dumps({"s": seq, "o": _owner_tag(owner), "t": int(time.time())}, separators=(",", ":")).encode()
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_cursor_key()).encrypt(nonce, payload, _CURSOR_INFO)
+    return base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
 
 
 def read_cursor(cursor: str, owner: str | None) -> int:
-    """The ``seq`` a cursor continues from; 422 if it was forged, is stale or is another owner's."""
-    if len(cursor) > MAX_CURSOR:
-        raise InvalidRequest("cursor is not valid", field="cursor")
+    """The ``seq`` a cursor continues from; 422 if it was forged, is stale or is another owner's.
+
+    Every refusal is the same 422, so a cursor tells nothing about another owner's keys.
+    """
+    bad = InvalidRequest("cursor is not valid", field="cursor")
+    if len(cursor) > MAX_CURSOR or not _CURSOR_RE.fullmatch(cursor):
+        raise bad
     try:
-        payload = _cursor_serializer().loads(cursor, max_age=CURSOR_MAX_AGE)
-    except BadData:
-        raise InvalidRequest("cursor is not valid", field="cursor") from None
-    seq = payload.get("seq") if isinstance(payload, dict) else None
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or payload.get("owner") != owner:
-        raise InvalidRequest("cursor is not valid", field="cursor")
+        blob = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(AESGCM(_cursor_key()).decrypt(blob[:12], blob[12:], _CURSOR_INFO))
+    except (ValueError, InvalidTag):
+        raise bad from None
+    seq = payload.get("s") if isinstance(payload, dict) else None
+    issued = payload.get("t") if isinstance(payload, dict) else None
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or payload.get("o") != _owner_tag(owner):
+        raise bad
+    if not isinstance(issued, int) or not 0 <= time.time() - issued <= CURSOR_MAX_AGE:
+        raise bad
     return seq
 
 

@@ -76,6 +76,9 @@ RATELIMIT_SIGNATURE = "GRIDAUTH_RATELIMIT_SIGNATURE"
 RATELIMIT_TOKEN = "GRIDAUTH_RATELIMIT_TOKEN"  # noqa: S105 - a config key's name, not a secret
 #: Every limit on or off.
 RATELIMIT_ENABLED = "GRIDAUTH_RATELIMIT_ENABLED"
+#: The most requests per second any caller but the bootstrap token and the CLI may give a key
+#: (``"100/second"``); ``None``: each caller's own limit is its only ceiling.
+RATELIMIT_MAX = "GRIDAUTH_RATELIMIT_MAX"
 #: Where rate-limit counters live (``memory://``, ``redis://``); ``None`` shares the key storage's
 #: Redis when it is Redis, else per-process memory.
 RATELIMIT_STORAGE_URI = "GRIDAUTH_RATELIMIT_STORAGE_URI"
@@ -167,6 +170,7 @@ DEFAULTS: dict[str, Any] = {
     RATELIMIT_SIGNATURE: "60/minute",
     RATELIMIT_TOKEN: None,
     RATELIMIT_ENABLED: True,
+    RATELIMIT_MAX: None,
     RATELIMIT_STORAGE_URI: None,
     RATELIMIT_STRATEGY: "fixed-window",
     CACHE_TTL: 0,

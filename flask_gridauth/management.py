@@ -16,6 +16,7 @@ from flask import current_app, has_app_context
 
 from . import signals
 from .audit import Actor, AuditLog
+from .ceilings import RateCeilings
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .keys import display_prefix, generate_key, hash_key
 from .principal import Principal
@@ -82,10 +83,19 @@ class KeyManager:
     request's principal, or the shell user outside a request).
     """
 
-    def __init__(self, storage: Storage, *, key_prefix: str, audit: AuditLog | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        key_prefix: str,
+        audit: AuditLog | None = None,
+        ceilings: RateCeilings | None = None,
+    ) -> None:
         self.storage = storage
         self.key_prefix = key_prefix
         self.audit = audit if audit is not None else AuditLog(storage)
+        #: Rate-limit ceilings (none unless the app's configuration gives them).
+        self.ceilings = ceilings or RateCeilings()
 
     def _audit(self, action: str, record: KeyRecord, by: Principal | Actor | None, **details: Any) -> None:
         """Record ``action`` on ``record`` (never its secret or hash: only what the key object shows)."""
@@ -155,6 +165,7 @@ class KeyManager:
         """The fields every new key shares, once the caller may create it."""
         owner = self.owner_for(by, spec.owner)
         self._check_grant(by, spec.scopes)
+        self.ceilings.check(by, spec.rate_limit, spec.type)
         now = utcnow()
         common: dict[str, Any] = {
             "id": new_key_id(),
@@ -283,6 +294,8 @@ class KeyManager:
             raise Forbidden("A key's scopes can only shrink")
         if "quota" in changes:
             self._check_quota(by, changes["quota"])
+        if "rate_limit" in changes:
+            self.ceilings.check(by, changes["rate_limit"], record.type)
         updated = self.storage.update(record.id, changes)
         if updated is None:
             raise NotFound("API key not found")
@@ -380,6 +393,7 @@ class KeyManager:
             raise Conflict("Only an active key can be rotated")
         # Rotation hands out a fresh secret: the caller must hold every scope it carries.
         self._check_grant(by, old.scopes)
+        self.ceilings.check(by, old.rate_limit, old.type)
         now = utcnow()
         raw_key = generate_key(self.key_prefix, check_environment(old.environment))
         new = KeyRecord(

@@ -11,6 +11,7 @@ from flask import Flask, Request, Response, current_app, g, request
 from . import config as c
 from . import responses, signals
 from .audit import AuditLog
+from .ceilings import RateCeilings
 from .context import remember_error
 from .credentials.api_key import verify_api_key_counted
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
@@ -89,7 +90,9 @@ class GridAuthState:
         )
         _enable_cache(self.storage, cfg.get(c.CACHE_TTL, 0))
         self.audit = AuditLog(self.storage, retention_days=cfg[c.AUDIT_RETENTION_DAYS])
-        self.keys = KeyManager(self.storage, key_prefix=self.key_prefix, audit=self.audit)
+        self.keys = KeyManager(
+            self.storage, key_prefix=self.key_prefix, audit=self.audit, ceilings=RateCeilings.from_config(cfg)
+        )
         self.view_functions = app.view_functions
         self._requirements: dict[tuple[str | None, str], Requirement] = {}
         self._expanded: dict[tuple[str, ...], frozenset[str]] = {}

@@ -20,7 +20,7 @@ autodoc_typehints = "description"
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(flask|werkzeug|click|jwt|cryptography|limits|flask_limiter|redis|psycopg|psycopg_pool|blinker|prometheus_client|itsdangerous|httpx|requests)(\..*)?"),
-    (r"py:.*", r"(collections\.abc|typing|datetime|re|os|ipaddress|enum|abc|dataclasses|types|pathlib|logging)\..*"),
+    (r"py:.*", r"(collections\.abc|typing|datetime|fractions|re|os|ipaddress|enum|abc|dataclasses|types|pathlib|logging)\..*"),
     # ParamSpec/TypeVar names of typed decorators, and private helpers a guide names in passing.
     (r"py:.*", r"(~?P|~?R|flask_gridauth\..*\.(P|R)|.*GridAuthState.*|PrincipalKind|MUTABLE_FIELDS)"),
     (r"py:.*", r"flask_gridauth\.(credentials|ratelimit|extension|management|storage\.base)(\..*)?"),

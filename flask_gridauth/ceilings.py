@@ -6,6 +6,10 @@ token and the operator (the CLI, ``by=None``) have no ceiling. A key's
 effective limit is its ``rate_limit``, else the default of its type. Limits are
 compared as sustained requests per second (the strictest window of a string
 such as ``10/second;1000/day``), exactly, with fractions.
+
+An explicit ``rate_limit`` above the caller's ceiling is 403. A key given none
+gets the default of its type, unless that default is above the caller's ceiling:
+then it gets the caller's own limit, so no key ever allows more than its giver.
 """
 
 from __future__ import annotations
@@ -63,19 +67,18 @@ class RateCeilings:
             maximum=maximum,
         )
 
-    def cap(self, by: Principal | None) -> Fraction | None:
-        """The most requests per second ``by`` may give a key; ``None`` when it has no ceiling."""
+    def cap(self, by: Principal | None) -> tuple[Fraction, str] | None:
+        """The most requests per second ``by`` may give a key, with its limit string; ``None``: no ceiling."""
         if by is None or by.kind in UNCAPPED_KINDS:
             return None
-        own: Fraction | None = None
+        candidates: list[str | None] = [self.maximum]
         if self.enabled:
             record = by.key
-            own = limit_rate(record.rate_limit if record is not None and record.rate_limit else None)
-            if own is None:
-                own = limit_rate(self.defaults.get(by.kind))
-        ceiling = limit_rate(self.maximum)
-        rates = [r for r in (own, ceiling) if r is not None]
-        return min(rates) if rates else None
+            candidates.append(record.rate_limit if record is not None and record.rate_limit else None)
+            if candidates[-1] is None or limit_rate(candidates[-1]) is None:
+                candidates[-1] = self.defaults.get(by.kind)
+        rated = [(rate, text) for text in candidates if text and (rate := limit_rate(text)) is not None]
+        return min(rated, key=lambda pair: pair[0]) if rated else None
 
     def key_rate(self, rate_limit: str | None, key_type: str) -> Fraction | None:
         """The requests per second a key would allow (``None``: unlimited)."""
@@ -85,11 +88,16 @@ class RateCeilings:
             return None
         return limit_rate(self.defaults.get("signature" if key_type == "signing" else "api_key"))
 
-    def check(self, by: Principal | None, rate_limit: str | None, key_type: str) -> None:
-        """403 if a key with ``rate_limit`` would allow ``by`` more than its own ceiling."""
-        cap = self.cap(by)
-        if cap is None:
-            return
-        rate = self.key_rate(rate_limit, key_type)
-        if rate is None or rate > cap:
-            raise Forbidden("Cannot give a key a rate_limit above your own (per second)")
+    def apply(self, by: Principal | None, rate_limit: str | None, key_type: str) -> str | None:
+        """The ``rate_limit`` a key ``by`` gives gets: 403 if an explicit one is above ``by``'s ceiling."""
+        capped = self.cap(by)
+        if capped is None:
+            return rate_limit
+        cap, text = capped
+        if rate_limit is not None:
+            rate = limit_rate(rate_limit)
+            if rate is None or rate > cap:
+                raise Forbidden("Cannot give a key a rate_limit above your own (per second)")
+            return rate_limit
+        default = self.key_rate(None, key_type)
+        return text if default is None or default > cap else None

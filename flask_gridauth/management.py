@@ -165,7 +165,6 @@ class KeyManager:
         """The fields every new key shares, once the caller may create it."""
         owner = self.owner_for(by, spec.owner)
         self._check_grant(by, spec.scopes)
-        self.ceilings.check(by, spec.rate_limit, spec.type)
         now = utcnow()
         common: dict[str, Any] = {
             "id": new_key_id(),
@@ -174,7 +173,7 @@ class KeyManager:
             "owner": owner,
             "created_at": now,
             "expires_at": spec.expiry(now),
-            "rate_limit": spec.rate_limit,
+            "rate_limit": self.ceilings.apply(by, spec.rate_limit, spec.type),
             "metadata": spec.metadata,
             "allowed_ips": spec.allowed_ips,
             "quota": spec.quota,
@@ -295,7 +294,7 @@ class KeyManager:
         if "quota" in changes:
             self._check_quota(by, changes["quota"])
         if "rate_limit" in changes:
-            self.ceilings.check(by, changes["rate_limit"], record.type)
+            changes["rate_limit"] = self.ceilings.apply(by, changes["rate_limit"], record.type)
         updated = self.storage.update(record.id, changes)
         if updated is None:
             raise NotFound("API key not found")
@@ -393,7 +392,7 @@ class KeyManager:
             raise Conflict("Only an active key can be rotated")
         # Rotation hands out a fresh secret: the caller must hold every scope it carries.
         self._check_grant(by, old.scopes)
-        self.ceilings.check(by, old.rate_limit, old.type)
+        rate_limit = self.ceilings.apply(by, old.rate_limit, old.type)
         now = utcnow()
         raw_key = generate_key(self.key_prefix, check_environment(old.environment))
         new = KeyRecord(
@@ -408,7 +407,7 @@ class KeyManager:
             created_at=now,
             expires_at=old.expires_at,
             metadata=dict(old.metadata),
-            rate_limit=old.rate_limit,
+            rate_limit=rate_limit,
             allowed_ips=old.allowed_ips,
             # The new secret continues the old key's quota counter: rotating never refills it.
             quota=old.quota,

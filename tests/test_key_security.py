@@ -57,7 +57,7 @@ def test_key_cannot_raise_its_own_limit(tmp_path: Path) -> None:
         (None, "2/second", 403),
         (None, "1/second", 201),  # 60/minute: exactly its own
         (None, None, 201),  # the default, the same as its own
-        ("10/minute", None, 403),  # the default 60/minute is more than its own
+        ("10/minute", None, 201),  # the default 60/minute is more than its own: the child inherits 10/minute
         ("10/minute", "10/minute", 201),
         ("10/minute", "1/second;5/hour", 201),  # the strictest window counts: 5/hour is below 10/minute
         ("10/minute", "1/second;5000/hour", 403),
@@ -70,6 +70,8 @@ def test_child_key_ceiling(tmp_path: Path, own: str | None, child: str | None, s
     body = {} if child is None else {"rate_limit": child}
     response = create(client, admin_key(app, own), **body)
     assert response.status_code == status, response.get_json()
+    if status == 201:
+        assert response.get_json()["rate_limit"] == (child or (own if own == "10/minute" else None))
 
 
 def test_rotation_is_capped(tmp_path: Path) -> None:
@@ -93,6 +95,17 @@ def test_ratelimit_max_caps_all_but_token_and_cli(tmp_path: Path) -> None:
         args=["gridauth", "create-key", "--name", "n", "--scopes", "read", "--rate-limit", "1000/second"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_key_without_limit_never_exceeds_its_giver(tmp_path: Path) -> None:
+    """A slow caller's child without a rate_limit (and a PATCH to null) gets the caller's limit, not the default."""
+    client = (app := limited_app(tmp_path, GRIDAUTH_RATELIMIT_JWT="10/minute")).test_client()
+    slow = admin_key(app, "5/minute")
+    child = create(client, slow).get_json()
+    assert child["rate_limit"] == "5/minute"
+    reset = client.patch(f"{API}/api-keys/{child['id']}", headers=slow, json={"rate_limit": None})
+    assert reset.status_code == 200 and reset.get_json()["rate_limit"] == "5/minute"
+    assert create(client, admin_key(app)).get_json()["rate_limit"] is None  # default 60/minute == its own
 
 
 def test_ratelimit_max_must_be_a_limit(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ Nothing here changes or deletes an audit event.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, request
@@ -17,7 +18,7 @@ from .errors import InvalidRequest
 from .extension import get_state
 from .openapi import QUERY, describe
 from .principal import Principal, current_principal
-from .schema import check_limit
+from .schema import KEY_ID_PATTERN, check_limit
 from .scopes import require_manage_scope
 
 #: Longest ``target_id`` filter accepted (key ids are far shorter).
@@ -33,8 +34,11 @@ def _action_filter() -> str | None:
 
 def _target_filter() -> str | None:
     target = request.args.get("target_id")
-    if target is not None and not (1 <= len(target) <= MAX_TARGET_ID and target.isprintable()):
-        raise InvalidRequest(f"target_id must be 1-{MAX_TARGET_ID} printable characters", field="target_id")
+    # The same rule the OpenAPI document states (a key id), so the two cannot disagree.
+    if target is not None and not re.fullmatch(KEY_ID_PATTERN, target):
+        raise InvalidRequest(
+            f"target_id must be a key id (1-{MAX_TARGET_ID} letters, digits, _ or -)", field="target_id"
+        )
     return target
 
 
@@ -79,7 +83,7 @@ QUERY.setdefault(
         "name": "target_id",
         "in": "query",
         "description": "Only events about this key.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_TARGET_ID},
+        "schema": {"type": "string", "pattern": f"^{KEY_ID_PATTERN}$"},
     },
 )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from flask_gridauth import GridAuth, Principal, api_keys_blueprint, require_scope
+from flask_gridauth import GridAuth, Principal, Unavailable, api_keys_blueprint, require_scope
 
 from .conftest import TOKEN, bearer, create_key
 
@@ -105,3 +105,32 @@ def test_any_method_under_our_routes_is_a_json_405(tmp_path: Path) -> None:
     assert client.get("/v1/api-keys", headers=bearer(TOKEN)).status_code == 200
     options = client.options("/v1/api-keys")
     assert {"GET", "POST"} <= {m.strip() for m in options.headers["Allow"].split(",")}
+
+
+def test_a_raising_verifier_is_a_401_and_its_text_is_never_logged(tmp_path: Path, caplog: Any) -> None:
+    """An app verifier's unexpected exception: JSON 401, only kind and type logged; Unavailable passes as 503."""
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        TESTING=True, GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_STORAGE_URI="memory://", GRIDAUTH_RATELIMIT_ENABLED=False
+    )
+    auth = GridAuth(app)
+
+    @auth.verifier("oat", prefix="oat_")
+    def oauth(value: str) -> Principal | None:
+        if value == "oat_down":
+            raise Unavailable()
+        raise ValueError(f"cannot parse {value}")
+
+    @app.get("/items")
+    def items() -> dict[str, Any]:
+        return {"ok": True}
+
+    client = app.test_client()
+    caplog.set_level("DEBUG", logger="flask_gridauth")
+    response = client.get("/items", headers=bearer("oat_secret-credential-0123"))
+    assert response.status_code == 401 and response.is_json
+    assert response.get_json()["code"] == "unauthorized" and response.headers["WWW-Authenticate"] == "Bearer"
+    assert "ValueError" in caplog.text and "oat" in caplog.text
+    assert "secret-credential-0123" not in caplog.text
+    down = client.get("/items", headers=bearer("oat_down"))
+    assert down.status_code == 503 and down.get_json()["code"] == "unavailable"

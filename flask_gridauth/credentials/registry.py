@@ -12,12 +12,13 @@ can keep the one-credential rule for them too.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Callable, Collection, Iterable
 from re import Pattern
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..errors import Unauthorized
+from ..errors import Unauthorized, Unavailable
 from ..principal import Principal
 from .api_key import verify_api_key
 from .parse import Credential
@@ -41,6 +42,8 @@ RESERVED_HEADERS = frozenset({"authorization", "x-api-key", "cookie", "host", "c
 #: A token prefix: what an RFC 6750 token may start with, 2 to 32 characters.
 PREFIX_RE = re.compile(r"[A-Za-z0-9\-._~+/]{2,32}")
 
+logger = logging.getLogger("flask_gridauth")
+
 Expander = Callable[[Iterable[str]], frozenset[str]]
 #: An app's verifier function: the credential's text in, the principal (or ``None``) out.
 VerifierFunction = Callable[[str], Principal | None]
@@ -61,7 +64,10 @@ class CredentialVerifier(Protocol):
 class FunctionVerifier:
     """An app's own kind, from a function ``(value: str) -> Principal | None``.
 
-    ``None`` is a 401. The principal's kind is the registered one (a function
+    ``None`` is a 401, and so is any exception of the function but
+    ``Unauthorized`` and ``Unavailable`` (a 503, its backend is down): only the
+    kind and the exception's type are logged, never its text, which may hold
+    the credential. The principal's kind is the registered one (a function
     cannot claim to be the bootstrap token), ``"*"`` is dropped from its scopes
     (only the bootstrap token is a superuser), and its scopes are expanded by the
     app's implication table, so it passes the same scope checks as every kind.
@@ -74,7 +80,13 @@ class FunctionVerifier:
 
     def verify(self, credential: Credential, request: Request) -> Principal:
         """Call the function on the credential's text; ``None`` is ``Unauthorized``."""
-        principal = self.function(credential.value)
+        try:
+            principal = self.function(credential.value)
+        except (Unauthorized, Unavailable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - an app's function that cannot decide refuses
+            logger.error("the verifier of kind %s raised %s: answering 401", self.kind, type(exc).__name__)
+            raise Unauthorized() from None
         if principal is None:
             raise Unauthorized()
         if not isinstance(principal, Principal):

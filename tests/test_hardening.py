@@ -8,8 +8,11 @@ from typing import Any
 from flask import Flask
 
 from flask_gridauth import GridAuth, Principal, Unavailable, api_keys_blueprint, require_scope
+from flask_gridauth.dashboard.session import COOKIE_NAME
 
 from .conftest import TOKEN, bearer, create_key
+from .test_audit import all_events
+from .test_dashboard import D, csrf_of, dash_app, sign_in
 
 
 def star_app(tmp_path: Path) -> Flask:
@@ -134,3 +137,21 @@ def test_a_raising_verifier_is_a_401_and_its_text_is_never_logged(tmp_path: Path
     assert "secret-credential-0123" not in caplog.text
     down = client.get("/items", headers=bearer("oat_down"))
     assert down.status_code == 503 and down.get_json()["code"] == "unavailable"
+
+
+def test_replayed_ended_dashboard_cookie_records_no_sign_out(tmp_path: Path) -> None:
+    """Signing out records one event; replaying the ended session's cookie to /sign-out records none."""
+    app = dash_app(tmp_path / "instance")
+    client = app.test_client()
+    assert sign_in(client).status_code == 303
+    csrf = csrf_of(client.get(f"{D}/").text)
+    cookie = client.get_cookie(COOKIE_NAME, path=D)
+    assert cookie is not None
+    old = cookie.value
+    assert client.post(f"{D}/sign-out", data={"csrf_token": csrf}).status_code == 303
+    for _ in range(3):
+        replay = app.test_client()
+        replay.set_cookie(COOKIE_NAME, old, path=D)
+        assert replay.post(f"{D}/sign-out", data={"csrf_token": csrf}).status_code == 303
+    signed_out = [e for e in all_events(app) if e["action"] == "dashboard.signed_out"]
+    assert len(signed_out) == 1

@@ -133,6 +133,18 @@ def _check_stored(entry: dict[str, Any], subject: str) -> None:
         raise SessionEnded("You were signed out. Sign in again.")
 
 
+def session_is_live(entry: object) -> bool:
+    """Whether the cookie's sign-in ``entry`` is still a live stored session (not signed out, not expired)."""
+    if not isinstance(entry, dict):
+        return False
+    subject = TOKEN_SUBJECT if entry.get("kind") == "token" else "owner:" + str(entry.get("owner"))
+    try:
+        _check_stored(entry, subject)
+    except SessionEnded:
+        return False
+    return True
+
+
 def _restore(entry: dict[str, Any]) -> Principal:
     state = get_state()
     kind, key_id, owner, signed_in = entry.get("kind"), entry.get("id"), entry.get("owner"), entry.get("t")

@@ -22,7 +22,15 @@ from ..extension import get_state
 from ..principal import Principal
 from ..records import KeyRecord, utcnow
 from ..scopes import public
-from .auth import SessionEnded, check_sign_in, forget, forget_everywhere, remember, signed_in_principal
+from .auth import (
+    SessionEnded,
+    check_sign_in,
+    forget,
+    forget_everywhere,
+    remember,
+    session_is_live,
+    signed_in_principal,
+)
 from .csrf import CSRFError, check_csrf, csrf_token, once_token, renew_csrf, use_once_token
 from .forms import GRACE_CHOICES, MAX_DAYS, error_field, form_expires_in, form_grace_period, form_scopes, scope_catalog
 from .session import cookie_path, dashboard_session, open_dashboard_session, save_dashboard_session
@@ -218,7 +226,8 @@ def sign_out() -> BaseResponse:
     """End this session (every copy of its cookie); with ``everywhere``, every session of the owner."""
     notice = "You are signed out."
     entry = dashboard_session().get("principal")
-    if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+    # Only a session still live in storage is recorded: a replayed cookie of an ended one writes nothing.
+    if isinstance(entry, dict) and isinstance(entry.get("id"), str) and session_is_live(entry):
         who = Actor(kind=str(entry.get("kind")), id=entry["id"], owner=entry.get("owner"))
         get_state().audit.record("dashboard.signed_out", target_id=who.id, owner=who.owner, by=who)
     if request.form.get("everywhere"):

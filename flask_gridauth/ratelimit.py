@@ -77,8 +77,9 @@ HEADER_REMAINING = HeaderNames.REMAINING.value
 HEADER_RESET = HeaderNames.RESET.value
 HEADER_RETRY_AFTER = HeaderNames.RETRY_AFTER.value
 
-#: Credential kinds that count against ``GRIDAUTH_RATELIMIT_OWNER`` (not the bootstrap token, not an app's own).
-OWNER_KINDS = frozenset({"api_key", "signature", "jwt"})
+#: Credential kinds that never count against ``GRIDAUTH_RATELIMIT_OWNER``; every other kind,
+#: an app's own included, does.
+NOT_OWNER_KINDS = frozenset({"token", "disabled"})
 #: Most window ends and parsed ``rate_limit`` strings cached per process.
 MAX_CACHED = 10_000
 
@@ -355,7 +356,7 @@ class RateLimits:
             return
         identity, limits = found
         route = self.route_limits(endpoint)
-        owner = self.owner if principal.kind in OWNER_KINDS else None
+        owner = self.owner if principal.kind not in NOT_OWNER_KINDS else None
         if not limits and not route and not owner:
             return
         now = time.time()

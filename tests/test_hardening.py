@@ -155,3 +155,30 @@ def test_replayed_ended_dashboard_cookie_records_no_sign_out(tmp_path: Path) -> 
         assert replay.post(f"{D}/sign-out", data={"csrf_token": csrf}).status_code == 303
     signed_out = [e for e in all_events(app) if e["action"] == "dashboard.signed_out"]
     assert len(signed_out) == 1
+
+
+def test_owner_limit_counts_an_app_kind(tmp_path: Path) -> None:
+    """GRIDAUTH_RATELIMIT_OWNER counts an @auth.verifier kind's requests in its owner's shared budget."""
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        TESTING=True,
+        GRIDAUTH_API_TOKEN=TOKEN,
+        GRIDAUTH_STORAGE_URI="memory://",
+        GRIDAUTH_RATELIMIT_OWNER="3/minute",
+        GRIDAUTH_RATELIMIT_JWT="100/minute",
+    )
+    auth = GridAuth(app)
+
+    @auth.verifier("device", header="X-Device-Key")
+    def device(value: str) -> Principal | None:
+        return Principal(kind="device", id=value, owner="fleet", scopes=frozenset({"read"}))
+
+    @app.get("/items")
+    def items() -> dict[str, Any]:
+        return {"ok": True}
+
+    client = app.test_client()
+    # Two devices of one owner: each under its own limit, together past the owner's.
+    statuses = [client.get("/items", headers={"X-Device-Key": f"d{i % 2}"}).status_code for i in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert client.get("/items", headers=bearer(TOKEN)).status_code == 200

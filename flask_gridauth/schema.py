@@ -621,7 +621,7 @@ def json_schema(operation: Operation) -> dict[str, Any]:
         **both,
     )
     api_key["properties"]["type"] = {**api_key["properties"]["type"], "enum": ["api_key"]}
-    signing = _object(operation, [n for n in names if n != "environment"], **both)
+    signing = _object(operation, [n for n in names if n not in ("environment", "canary")], **both)
     signing["properties"]["type"] = {**signing["properties"]["type"], "const": "signing"}
     del signing["properties"]["type"]["enum"], signing["properties"]["type"]["default"]
     signing["required"] = [*signing.get("required", []), "type", "public_key"]

@@ -184,14 +184,21 @@ class KeyManager:
     def _check_quota(self, by: Principal | None, quota: Quota | None) -> None:
         """403 when a caller with a quota of its own would give a key more than it has itself.
 
-        More means a larger limit, no quota at all, or a faster refill (units
-        per second) than the caller's own.
+        More means a limit above what is *left* of the caller's own quota (not
+        its limit: else a key could mint fresh quotas forever), no quota at
+        all, or a faster refill (units per second) than the caller's own.
         """
-        own = by.key.quota if by is not None and by.key is not None else None
-        if own is None:
+        own_key = by.key if by is not None else None
+        if own_key is None or own_key.quota is None:
             return
-        refused = Forbidden("Cannot grant a quota larger than your own")
-        if quota is None or quota.limit > own.limit:
+        current = self.storage.get(own_key.id)  # the balance as of now (this request already paid)
+        own = current.quota if current is not None else own_key.quota
+        if own is None:
+            return  # the caller's quota was removed meanwhile
+        available = own.available()
+        balance = own.limit if available is None else available
+        refused = Forbidden(f"Cannot grant a quota larger than what is left of your own ({balance})")
+        if quota is None or quota.limit > balance:
             raise refused
         if quota.refill_amount and quota.refill_seconds:
             if not own.refill_amount or not own.refill_seconds:
@@ -292,6 +299,9 @@ class KeyManager:
         if "scopes" in changes and not set(changes["scopes"]) <= set(record.scopes):
             raise Forbidden("A key's scopes can only shrink")
         if "quota" in changes:
+            own_key = by.key if by is not None else None
+            if own_key is not None and own_key.quota is not None and own_key.id == record.id:
+                raise Forbidden("A key bound by a quota cannot change its own quota")
             self._check_quota(by, changes["quota"])
         if "rate_limit" in changes:
             changes["rate_limit"] = self.ceilings.apply(by, changes["rate_limit"], record.type)

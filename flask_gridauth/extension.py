@@ -76,7 +76,8 @@ class GridAuth:
             storage = self._storage_factory(app)
             if not isinstance(storage, Storage):
                 raise TypeError(f"the storage factory returned {type(storage).__name__}, not a Storage")
-        state = GridAuthState(app, storage, self)
+        prefixes = tuple(prefix for _, _, prefix in self._verifiers.values() if isinstance(prefix, str))
+        state = GridAuthState(app, storage, self, kind_prefixes=prefixes)
         for kind, (function, header, prefix) in self._verifiers.items():
             state.add_verifier(kind, function, header=header, prefix=prefix)
         self._states.add(state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
@@ -26,7 +27,7 @@ from .credentials.registry import (
     check_custom_kind,
     environ_name,
 )
-from .credentials.token import bootstrap_digest, token_principal
+from .credentials.token import resolve_bootstrap, starts_with, token_digest, token_heads, token_principal
 from .errors import (
     ConfigurationError,
     Forbidden,
@@ -71,7 +72,14 @@ class GridAuthState:
     It lives in ``app.extensions["gridauth"]``; two apps never share one.
     """
 
-    def __init__(self, app: Flask, storage: Storage | None, extension: ExtensionHooks | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        storage: Storage | None,
+        extension: ExtensionHooks | None = None,
+        *,
+        kind_prefixes: tuple[str, ...] = (),
+    ) -> None:
         cfg = app.config
         self.extension = extension
         self.enabled: bool = bool(cfg[c.ENABLED])
@@ -103,8 +111,15 @@ class GridAuthState:
         self.token_principal: Principal = token_principal(owner)
         self.disabled_principal = Principal(kind="disabled", id="anonymous", owner=owner, scopes=frozenset({"*"}))
         self.token_digest: bytes | None = None
+        #: Keyed digests of the token's first characters, so no app kind's prefix can take the token.
+        self._token_salt = secrets.token_bytes(16)
+        self._token_heads: frozenset[bytes] = frozenset()
         if self.enabled:
-            self.token_digest = bootstrap_digest(cfg, self.key_prefix)
+            token = resolve_bootstrap(cfg, self.key_prefix, kind_prefixes)
+            if token is not None:
+                self.token_digest = token_digest(token)
+                self._token_heads = token_heads(token, self._token_salt)
+            del token
 
         self.jwt: JWTVerifier | None = _build_jwt(app, self.expand)
         self.signatures: SignatureVerifier = _build_signatures(app)
@@ -132,6 +147,15 @@ class GridAuthState:
     def add_verifier(self, kind: str, function: VerifierFunction, *, header: str | None, prefix: str | None) -> None:
         """Accept an app's own credential kind (see :meth:`flask_gridauth.GridAuth.verifier`)."""
         check_custom_kind(kind, header, prefix, key_prefix=self.key_prefix)
+        if isinstance(prefix, str):
+            api = f"{self.key_prefix}_"
+            if prefix.startswith(api) or api.startswith(prefix):
+                raise ConfigurationError(f"prefix {prefix!r} overlaps the API-key prefix {api!r}: choose another")
+            if starts_with(self._token_heads, self._token_salt, prefix):
+                # The bootstrap token would be handed to the app's function: refuse the prefix.
+                raise ConfigurationError(
+                    f"prefix {prefix!r} would also match the bootstrap token: choose another prefix or token"
+                )
         verifiers = self.verifiers
         if header is not None and verifiers.headers.get(environ_name(header), kind) != kind:
             raise ValueError(f"header {header!r} already carries another credential kind")

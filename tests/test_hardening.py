@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 
-from flask_gridauth import GridAuth, Principal, Unavailable, api_keys_blueprint, require_scope
+from flask_gridauth import ConfigurationError, GridAuth, Principal, Unavailable, api_keys_blueprint, require_scope
 from flask_gridauth.dashboard.session import COOKIE_NAME
 
 from .conftest import TOKEN, bearer, create_key
@@ -182,3 +183,43 @@ def test_owner_limit_counts_an_app_kind(tmp_path: Path) -> None:
     statuses = [client.get("/items", headers={"X-Device-Key": f"d{i % 2}"}).status_code for i in range(4)]
     assert statuses == [200, 200, 200, 429]
     assert client.get("/items", headers=bearer(TOKEN)).status_code == 200
+
+
+def _token_app(tmp_path: Path, **config: Any) -> Flask:
+    app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+    app.config.update(TESTING=True, GRIDAUTH_STORAGE_URI="memory://", GRIDAUTH_RATELIMIT_ENABLED=False, **config)
+    return app
+
+
+def test_a_kind_prefix_that_would_take_the_bootstrap_token_is_refused(tmp_path: Path) -> None:
+    """A prefix the bootstrap token starts with, or one overlapping ``grd_``, is a ConfigurationError."""
+    token = "oat_" + "Z" * 40
+    app = _token_app(tmp_path, GRIDAUTH_API_TOKEN=token)
+    auth = GridAuth(app)
+    with pytest.raises(ConfigurationError):
+        auth.verifier("oat", prefix="oat_")(lambda value: None)
+    with pytest.raises(ConfigurationError):
+        auth.verifier("grdx", prefix="grd_x")(lambda value: None)
+    # Registered before init_app: refused there.
+    early = GridAuth()
+    early.verifier("oat", prefix="oat_Z")(lambda value: None)
+    with pytest.raises(ConfigurationError):
+        early.init_app(_token_app(tmp_path / "two", GRIDAUTH_API_TOKEN=token))
+    # The token still authenticates as the bootstrap token, never reaching an app function.
+    auth.verifier("other", prefix="zz_")(lambda value: None)
+    assert app.test_client().get("/me", headers=bearer(token)).status_code in (200, 404)
+    with app.test_request_context("/", headers=bearer(token)):
+        assert app.extensions["gridauth"].authenticate().kind == "token"
+
+
+def test_a_generated_token_never_starts_with_a_kind_prefix(tmp_path: Path) -> None:
+    """With GRIDAUTH_TOKEN_PREFIX equal to a registered kind's prefix, generating a token is refused."""
+    early = GridAuth()
+    early.verifier("oat", prefix="oat_")(lambda value: None)
+    with pytest.raises(ConfigurationError):
+        early.init_app(_token_app(tmp_path, GRIDAUTH_TOKEN_PREFIX="oat_", GRIDAUTH_TOKEN_PERSIST=False))
+    fine = GridAuth()
+    fine.verifier("oat", prefix="oat_")(lambda value: None)
+    app = _token_app(tmp_path / "two", GRIDAUTH_TOKEN_PREFIX="gt_", GRIDAUTH_TOKEN_PERSIST=False)
+    fine.init_app(app)
+    assert app.extensions["gridauth"].token_digest is not None

@@ -29,7 +29,7 @@ import stat
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import config as c
@@ -105,6 +105,8 @@ class TokenSettings:
     key_prefix: str = "grd"
     #: Where the configured token came from, for error messages.
     source: str = field(default="GRIDAUTH_API_TOKEN")
+    #: Prefixes of an app's own kinds (``@auth.verifier(prefix=...)``): a generated token never starts with one.
+    avoid: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], key_prefix: str) -> TokenSettings:
@@ -153,9 +155,11 @@ class TokenSettings:
 
     def new_token(self) -> str:
         """A fresh random token with the prefix; one that would read as another kind is drawn again."""
+        if self.avoid and self.prefix.startswith(self.avoid):
+            raise ConfigurationError("GRIDAUTH_TOKEN_PREFIX starts with the prefix of an app's own credential kind")
         while True:
             token = self.prefix + secrets.token_urlsafe(TOKEN_BYTES)
-            if not reads_as_other_kind(token, self.key_prefix):
+            if not reads_as_other_kind(token, self.key_prefix) and not token.startswith(self.avoid):
                 return token
 
     def check_rotatable(self) -> None:
@@ -208,6 +212,30 @@ def bootstrap_digest(config: Mapping[str, Any], key_prefix: str) -> bytes | None
     """The SHA-256 of this app's bootstrap token, ``None`` when ``GRIDAUTH_API_TOKEN`` is ``False``."""
     token = resolve_token(TokenSettings.from_config(config, key_prefix))
     return None if token is None else token_digest(token)
+
+
+def resolve_bootstrap(config: Mapping[str, Any], key_prefix: str, avoid: tuple[str, ...] = ()) -> str | None:
+    """This app's bootstrap token (``None`` when turned off); a generated one never starts with ``avoid``."""
+    return resolve_token(replace(TokenSettings.from_config(config, key_prefix), avoid=avoid))
+
+
+#: The longest prefix an app's kind may register (``registry.PREFIX_RE``).
+MAX_KIND_PREFIX = 32
+
+
+def token_heads(token: str, salt: bytes) -> frozenset[bytes]:
+    """Keyed digests of the token's first 2..32 characters: enough to ask "does it start with p?" later.
+
+    Kept instead of the token so that a kind registered after start-up can be
+    checked against it; never logged or shown.
+    """
+    top = min(len(token), MAX_KIND_PREFIX)
+    return frozenset(hmac.digest(salt, token[:n].encode("ascii"), "sha256") for n in range(2, top + 1))
+
+
+def starts_with(heads: frozenset[bytes], salt: bytes, prefix: str) -> bool:
+    """Whether the token of ``heads`` starts with ``prefix``."""
+    return hmac.digest(salt, prefix.encode("ascii", "replace"), "sha256") in heads
 
 
 def rotate_token(settings: TokenSettings) -> str:

@@ -70,6 +70,30 @@ _READS = frozenset(
         "started_at",
         "session_subject",
         "spend_quota",
+        "storage_error",
+        # the audit log and usage counts (append-only, no key field)
+        "add_audit_event",
+        "list_audit_events",
+        "purge_audit_events",
+        "add_usage",
+        "list_usage",
+        "purge_usage",
+    }
+)
+
+
+#: Writes that change no key record (or only add one, which no cache can hold yet): they push nothing.
+#: Every other method not in ``_READS`` may change a key, so after it ran every process is told (see
+#: :meth:`Storage._push_change`): a write method added later is pushed unless it is listed here.
+_NOT_KEY_WRITES = frozenset(
+    {
+        "add",
+        "add_session",
+        "end_session",
+        "end_sessions",
+        "migrate",
+        "enable_cache",
+        "shared_counters",
     }
 )
 
@@ -78,15 +102,22 @@ def _wrap_driver_errors(func: F) -> F:
     """``func`` with its backend's driver errors raised as ``StorageError``.
 
     When the key cache is on, a method that may change a key empties this
-    process's cache after it ran, and ``find`` answers from the cache.
+    process's cache after it ran, and ``find`` answers from the cache. A
+    method that may change a key and does not push the change itself (see
+    :attr:`Storage.pushes_own_changes`) is followed by
+    :meth:`Storage._push_change`, whether or not this process caches: the
+    other processes' caches drop every key.
     """
     name = func.__name__
     clears = name not in _READS
+    key_write = clears and name not in _NOT_KEY_WRITES
 
     @functools.wraps(func)
     def wrapper(self: Storage, *args: Any, **kwargs: Any) -> Any:
         try:
             result = func(self, *args, **kwargs)
+            if key_write and name not in self.pushes_own_changes:
+                self._push_change()
         except StorageError:
             raise
         except self.driver_errors as exc:
@@ -155,6 +186,9 @@ class Storage(ABC):
     counts_in_lookup: ClassVar[bool] = False
     #: The per-process key cache, once :meth:`enable_cache` turned it on.
     _key_cache: KeyCache | None = None
+    #: Methods that push the lookup they changed themselves, in the same write (``update``); every
+    #: other method that may change a key is followed by :meth:`_push_change`.
+    pushes_own_changes: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -349,6 +383,15 @@ class Storage(ABC):
         cache, and every look-up goes to storage.
         """
         return False
+
+    def _push_change(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Tell every process's key cache to drop every key; after a write that may have changed one.
+
+        The one place a backend with a push channel announces key changes that
+        are not pushed with the write itself (see :attr:`pushes_own_changes`).
+        Nothing by default: a backend without a cache, or whose caches see every
+        commit (SQLite's ``data_version``), has nothing to send.
+        """
 
     def _cache_check(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Run before each cached look-up: empty the cache if something changed (SQLite), start the listener."""

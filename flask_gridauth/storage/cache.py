@@ -20,6 +20,8 @@ from ..records import KeyRecord
 
 #: Most entries kept (then the cache starts over).
 MAX_ENTRIES = 10_000
+#: What a push names when the change's key is not known: every process drops every cached key.
+EVERY_KEY = "*"
 
 
 class KeyCache:
@@ -80,11 +82,14 @@ class KeyCache:
             self._entries[lookup] = (entry[0], record)
 
     def evict(self, lookup: str) -> None:
-        """Forget one key (a change pushed by another process)."""
+        """Forget one key (a change pushed by another process); :data:`EVERY_KEY` forgets them all."""
         with self._lock:
             self.pushed += 1
             self.generation += 1
-            self._entries.pop(lookup, None)
+            if lookup == EVERY_KEY:
+                self._entries.clear()
+            else:
+                self._entries.pop(lookup, None)
 
     def clear(self) -> None:
         """Forget every key (a change made here, or one whose key is not known)."""

@@ -163,6 +163,8 @@ class PostgresStorage(Storage):
     """Keys in PostgreSQL, shared by every process and host using the same database."""
 
     schemes = ("postgresql", "postgres")
+    #: ``update`` notifies the changed lookup in its own transaction (delivered at commit).
+    pushes_own_changes = frozenset({"update"})
 
     def __init__(self, uri: str, *, timeout: float = 2.0) -> None:
         try:
@@ -441,6 +443,13 @@ class PostgresStorage(Storage):
 
         self._key_cache = KeyCache(ttl)  # off until the listener is up
         return True
+
+    def _push_change(self) -> None:
+        """``NOTIFY`` :data:`~flask_gridauth.storage.cache.EVERY_KEY` on the change channel."""
+        from .cache import EVERY_KEY
+
+        with self._conn() as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, EVERY_KEY))
 
     def _cache_check(self) -> None:
         if self._listening != os.getpid():

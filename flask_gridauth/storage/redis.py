@@ -437,6 +437,8 @@ class RedisStorage(Storage):
 
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "valkey", "valkeys")
     counts_in_lookup = True
+    #: ``update`` publishes the changed lookup from its compare-and-set script, in the same write.
+    pushes_own_changes = frozenset({"update"})
     #: The server run (INFO ``run_id``) this process last connected to, and when it started
     #: (see :meth:`started_at`); set by :meth:`_on_connect`, on clients built with it.
     _run_id: str | None = None
@@ -500,6 +502,12 @@ class RedisStorage(Storage):
         self._key_cache = KeyCache(ttl)  # off until the subscription is up
         self._listening = 0
         return True
+
+    def _push_change(self) -> None:
+        """Publish :data:`~flask_gridauth.storage.cache.EVERY_KEY` on ``<prefix>:changes``."""
+        from .cache import EVERY_KEY
+
+        self.client.publish(self.key("changes"), EVERY_KEY)
 
     def _cache_check(self) -> None:
         if self._listening != os.getpid():

@@ -31,6 +31,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/load.py
+	$(PY) bench/scale.py
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/test_fuzz.py
 
 clean:

@@ -27,6 +27,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import apps  # noqa: E402
 from harness import Case  # noqa: E402
 
+
+def api_key_postgres_cached() -> Case:
+    """GridAuth, API key, PostgreSQL with ``GRIDAUTH_CACHE_TTL=60``: served from the pushed key cache.
+
+    Needs the real PostgreSQL at 127.0.0.1:5432; the database is this run's own,
+    dropped at exit. Requests are counted once the push channel is up and every
+    key is cached.
+    """
+    import atexit
+    import time
+    import uuid
+
+    import psycopg
+
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"gridauth_instr_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        app.extensions["gridauth"].storage.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    app = apps.gridauth_app(f"postgresql://postgres@127.0.0.1:5432/{name}", GRIDAUTH_CACHE_TTL=60)
+    atexit.register(drop)
+    raw_keys = apps.with_keys(app)
+    call = apps.api_key_call(app, raw_keys)
+    cache = app.extensions["gridauth"].storage._key_cache
+    deadline = time.monotonic() + 120
+    while not cache.live and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for _ in raw_keys:  # now cached
+        call()
+    return Case("GridAuth API key, PostgreSQL, cache on", call)
+
+
 #: Case name -> builder; ``base`` is the bare route each is compared with.
 CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "bare": (apps.bare, "bare"),
@@ -34,6 +71,7 @@ CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "httpauth": (apps.httpauth_peer, "bare"),
     "api_key_memory": (apps.api_key_memory, "bare"),
     "api_key_memory_limited": (lambda: apps.api_key_memory(limited=True), "bare"),
+    "api_key_postgres_cached": (api_key_postgres_cached, "bare"),
     "jwt_hs256": (apps.jwt_hs256, "bare"),
     "jwt_extended": (apps.jwt_extended_peer, "bare"),
     "flask_limiter": (apps.flask_limiter_alone, "bare"),

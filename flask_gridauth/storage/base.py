@@ -187,7 +187,7 @@ class Storage(ABC):
     #: The per-process key cache, once :meth:`enable_cache` turned it on.
     _key_cache: KeyCache | None = None
     #: Methods that push the lookup they changed themselves, in the same write (``update``); every
-    #: other method that may change a key is followed by :meth:`_push_change`.
+    #: other method that may change a key is followed by ``_push_change``.
     pushes_own_changes: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -71,6 +71,7 @@ _READS = frozenset(
         "session_subject",
         "spend_quota",
         "storage_error",
+        "activity_key",
         # the audit log and usage counts (append-only, no key field)
         "add_audit_event",
         "list_audit_events",

@@ -594,7 +594,7 @@ def test_catalog_checkboxes(make_dash: Callable[..., Flask]) -> None:
     client = app.test_client()
     sign_in(client)
     html = client.get(f"{D}/keys/new").text
-    assert html.count('type="checkbox"') == 3
+    assert html.count('type="checkbox" id="scope-') == 3
     assert "Read boards" in html
     response = post_form(client, f"{D}/keys/new", {"name": "ci", "scopes": ["read", "billing:read"]})
     assert response.status_code == 201
@@ -663,12 +663,13 @@ def test_list_pages_newest_first(dapp: Flask, dclient: Any) -> None:
         create_key(dapp, ["read"], owner="admin", name=f"key-{i:02d}")
     sign_in(dclient)
     first = dclient.get(f"{D}/").text
-    names = re.findall(r'<th scope="row">(key-\d\d)</th>', first)
+    names = re.findall(r'<th scope="row"><a href="[^"]+">(key-\d\d)</a></th>', first)
     assert names == [f"key-{i:02d}" for i in range(24, 4, -1)]
     older = re.search(r'href="([^"]+\?before=\d+)" rel="next"', first)
     assert older
     second = dclient.get(older.group(1)).text
-    assert re.findall(r'<th scope="row">(key-\d\d)</th>', second) == [f"key-{i:02d}" for i in range(4, -1, -1)]
+    row = r'<th scope="row"><a href="[^"]+">(key-\d\d)</a></th>'
+    assert re.findall(row, second) == [f"key-{i:02d}" for i in range(4, -1, -1)]
     assert 'rel="next"' not in second and "Newest keys" in second
 
 

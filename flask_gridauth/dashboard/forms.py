@@ -81,6 +81,27 @@ def form_grace_period(form: MultiDict[str, str]) -> int:
     return int(value)
 
 
+def form_quota(form: MultiDict[str, str]) -> dict[str, object] | None:
+    """The quota the key form asks for (the API's ``quota`` object); an empty limit means none."""
+    limit = form.get("quota_limit", "").strip()
+    if not limit:
+        return None
+    if not _DIGITS.fullmatch(limit):
+        raise InvalidRequest("the quota limit must be a whole number", field="quota")
+    interval = form.get("refill_interval", "").strip()
+    if not interval:
+        return {"limit": int(limit), "refill": None}
+    amount = form.get("refill_amount", "").strip()
+    if not _DIGITS.fullmatch(amount):
+        raise InvalidRequest("the refill amount must be a whole number", field="quota")
+    return {"limit": int(limit), "refill": {"amount": int(amount), "interval": interval}}
+
+
+def form_allowed_ips(form: MultiDict[str, str]) -> list[str]:
+    """The addresses or CIDRs of the allowlist box, one per line or separated by commas; empty: anywhere."""
+    return [s for s in _SPLIT.split(form.get("allowed_ips", "")) if s]
+
+
 def error_field(exc: InvalidRequest) -> str | None:
     """The form field an error belongs to (the API's ``expires_in`` is the form's days field)."""
-    return {"expires_in": "expires_in_days"}.get(exc.field or "", exc.field)
+    return {"expires_in": "expires_in_days", "quota": "quota_limit"}.get(exc.field or "", exc.field)

@@ -32,7 +32,17 @@ from .auth import (
     signed_in_principal,
 )
 from .csrf import CSRFError, check_csrf, csrf_token, once_token, renew_csrf, use_once_token
-from .forms import GRACE_CHOICES, MAX_DAYS, error_field, form_expires_in, form_grace_period, form_scopes, scope_catalog
+from .forms import (
+    GRACE_CHOICES,
+    MAX_DAYS,
+    error_field,
+    form_allowed_ips,
+    form_expires_in,
+    form_grace_period,
+    form_quota,
+    form_scopes,
+    scope_catalog,
+)
 from .session import cookie_path, dashboard_session, open_dashboard_session, save_dashboard_session
 
 #: Keys per page of the list.
@@ -302,6 +312,7 @@ def create_key() -> Response:
             by=principal,
             environment=form.get("environment", "live"),
             expires_in=form_expires_in(form),
+            canary=form.get("canary") == "on",
         )
     except (InvalidRequest, Forbidden) as exc:
         return _page("create.html", exc.code, **_form_context(catalog, once=once_token(), **_refusal(exc)))
@@ -310,6 +321,55 @@ def create_key() -> Response:
 
 def _record(key_id: str, principal: Principal) -> KeyRecord:
     return get_state().keys.get(key_id, owner=scope_owner(principal))
+
+
+@dashboard_blueprint.route("/keys/<key_id>", methods=["GET", "POST"])
+@public
+def key_page(key_id: str) -> Response | BaseResponse:
+    """One key: its environment, state, quota and allowlist; a form edits the quota and the allowlist.
+
+    The quota is only sent when the form changes it: setting a quota starts it
+    full, so re-saving an unchanged one must not refill it.
+    """
+    principal = _principal()
+    record = _record(key_id, principal)
+    if request.method == "GET":
+        return _page("key.html", **_key_context(record))
+    form = request.form
+    changes: dict[str, Any] = {}
+    try:
+        allowed_ips = form_allowed_ips(form)
+        if tuple(allowed_ips) != record.allowed_ips:
+            changes["allowed_ips"] = allowed_ips
+        quota = form_quota(form)
+        if quota != (record.quota.spec() if record.quota is not None else None):
+            changes["quota"] = quota
+        updated = get_state().keys.update(record.id, owner=scope_owner(principal), by=principal, **changes)
+    except (InvalidRequest, Forbidden) as exc:
+        return _page("key.html", exc.code, **_key_context(record, form=form), **_refusal(exc))
+    dashboard_session()["notice"] = f"Saved the key “{updated.name}” ({updated.prefix}…)."
+    return redirect(url_for(".key_page", key_id=updated.id), 303)
+
+
+def _key_context(record: KeyRecord, form: Any = None) -> dict[str, Any]:
+    now = utcnow()
+    quota = record.quota
+    if form is None:
+        refill = quota.spec()["refill"] if quota is not None else None
+        form = {
+            "allowed_ips": "\n".join(record.allowed_ips),
+            "quota_limit": str(quota.limit) if quota is not None else "",
+            "refill_amount": str(refill["amount"]) if refill else "",
+            "refill_interval": refill["interval"] if refill else "",
+        }
+    return {
+        "record": record,
+        "key_status": record.status(now),
+        "remaining": quota.available(now) if quota is not None else None,
+        "form": form,
+        "intervals": ("hour", "day", "month"),
+        "notice": dashboard_session().pop("notice", None),
+    }
 
 
 @dashboard_blueprint.route("/keys/<key_id>/rotate", methods=["GET", "POST"])

@@ -184,12 +184,17 @@ def with_keys(app: Flask, count: int = POOL) -> list[str]:
         return [keys.create(name=f"bench {i}", scopes=["read"], owner=f"o{i % 50}")[1] for i in range(count)]
 
 
-def api_key_memory(*, limited: bool = False) -> Case:
-    """GridAuth, API key, memory storage; with ``limited``, plus the per-key limit in memory."""
-    config = {"GRIDAUTH_RATELIMIT_ENABLED": True, "GRIDAUTH_RATELIMIT_API_KEY": LIMIT} if limited else {}
+def api_key_memory(*, limited: bool = False, usage: bool = True) -> Case:
+    """GridAuth, API key, memory storage; with ``limited``, plus the per-key limit in memory.
+
+    ``usage=False`` turns usage counting off (``GRIDAUTH_USAGE``): the difference is what counting costs.
+    """
+    config: dict[str, Any] = {"GRIDAUTH_USAGE": usage}
+    if limited:
+        config.update(GRIDAUTH_RATELIMIT_ENABLED=True, GRIDAUTH_RATELIMIT_API_KEY=LIMIT)
     app = gridauth_app("memory://", **config)
     name = "GridAuth API key + per-key limit, memory" if limited else "GridAuth API key, memory"
-    return Case(name, api_key_call(app, with_keys(app)))
+    return Case(name + ("" if usage else ", usage counting off"), api_key_call(app, with_keys(app)))
 
 
 def sqlite_db(rows: int) -> tuple[Path, list[str]]:

@@ -120,6 +120,68 @@ def list_audit_events() -> dict[str, Any]:
     }
 
 
+#: Longest usage window, in days.
+MAX_DAYS = 90
+QUERY.setdefault(
+    "days",
+    {"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DAYS, "default": 7}},
+)
+USAGE_COMPONENTS: dict[str, dict[str, Any]] = {
+    "Usage": {
+        "type": "object",
+        "required": ["object", "key_id", "buckets", "scopes_held", "scopes_used", "unused_scopes"],
+        "properties": {
+            "object": {"const": "usage"},
+            "key_id": {"type": "string"},
+            "buckets": {
+                "type": "array",
+                "description": "One per hour of the window, oldest first.",
+                "items": {
+                    "type": "object",
+                    "required": ["start", "allowed", "forbidden", "rate_limited"],
+                    "properties": {
+                        "start": {"type": "string", "format": "date-time"},
+                        "allowed": {"type": "integer", "minimum": 0},
+                        "forbidden": {"type": "integer", "minimum": 0},
+                        "rate_limited": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+            "scopes_held": {"type": "array", "items": {"type": "string"}},
+            "scopes_used": {"type": "array", "items": {"type": "string"}},
+            "unused_scopes": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+}
+
+
+def _days() -> int:
+    raw = request.args.get("days")
+    if raw is None:
+        return 7
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 3 or not 1 <= int(raw) <= MAX_DAYS:
+        raise InvalidRequest(f"days must be a whole number from 1 to {MAX_DAYS}", field="days")
+    return int(raw)
+
+
+@describe(
+    summary="A key's requests per hour, and the scopes it never used",
+    ok=(200, "Usage", "The usage."),
+    query=("days",),
+    errors=("404", "422"),
+    components=USAGE_COMPONENTS,
+)
+@require_manage_scope
+def key_usage(key_id: str) -> dict[str, Any]:
+    """Allowed, forbidden and rate-limited requests of a key per hour over ``?days`` (default 7)."""
+    from .blueprint import scope_owner
+
+    state = get_state()
+    record = state.keys.get(key_id, owner=scope_owner(current_principal))
+    return state.usage.report(record, days=_days(), expand=state.expand)
+
+
 def register_activity_routes(blueprint: Blueprint) -> None:
     """Add the activity routes to ``blueprint`` (read-only: no route edits or deletes an event)."""
     blueprint.add_url_rule("/audit-events", view_func=list_audit_events, methods=["GET"])
+    blueprint.add_url_rule("/api-keys/<key_id>/usage", view_func=key_usage, methods=["GET"])

@@ -117,6 +117,12 @@ SCANNING_REFETCH_COOLDOWN = "GRIDAUTH_SECRET_SCANNING_REFETCH_COOLDOWN"
 SCANNING_MAX_TOKENS = "GRIDAUTH_SECRET_SCANNING_MAX_TOKENS"  # noqa: S105 - a config key's name, not a secret
 #: Days an audit event is kept; older events are purged lazily, in batches, by later writes.
 AUDIT_RETENTION_DAYS = "GRIDAUTH_AUDIT_RETENTION_DAYS"
+#: Count each key's requests per hour (allowed, 403, 429, scopes needed) in memory, written in batches.
+USAGE = "GRIDAUTH_USAGE"
+#: Seconds between two writes of a process's usage counts (the lag of ``GET /api-keys/<id>/usage``).
+USAGE_FLUSH_INTERVAL = "GRIDAUTH_USAGE_FLUSH_INTERVAL"
+#: Days hourly usage counts are kept; older ones are purged by later flushes.
+USAGE_RETENTION_DAYS = "GRIDAUTH_USAGE_RETENTION_DAYS"
 
 #: Environments of API keys this server accepts; a key of any other is a 401 (a production server
 #: that takes no test keys: ``("live",)``).
@@ -187,6 +193,9 @@ DEFAULTS: dict[str, Any] = {
     SCANNING_REFETCH_COOLDOWN: 60,
     SCANNING_MAX_TOKENS: 1000,
     AUDIT_RETENTION_DAYS: 90,
+    USAGE: True,
+    USAGE_FLUSH_INTERVAL: 5.0,
+    USAGE_RETENTION_DAYS: 90,
 }
 
 

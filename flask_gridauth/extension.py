@@ -84,6 +84,8 @@ class GridAuth:
         app.extensions["gridauth"] = state
         app.before_request(state.before_request)
         app.after_request(state.after_request)
+        if app.config[c.USAGE]:
+            app.after_request(state.usage.after_request)  # counts per key and hour; see flask_gridauth.usage
         if GridAuthError not in app.error_handler_spec[None][None]:
             # Filed under no status: an app's handler for the status (401) or its werkzeug class comes first.
             app.register_error_handler(GridAuthError, responses.render_error)

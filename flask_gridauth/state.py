@@ -43,6 +43,7 @@ from .management import KeyManager
 from .principal import G_ATTR, Principal
 from .scopes import check_kind, expand_scopes, is_valid_scope, view_kinds, view_requirement
 from .storage import Storage, storage_from_uri
+from .usage import UsageCounter
 
 if TYPE_CHECKING:
     from .credentials.jwt import JWTVerifier
@@ -101,6 +102,7 @@ class GridAuthState:
         self.keys = KeyManager(
             self.storage, key_prefix=self.key_prefix, audit=self.audit, ceilings=RateCeilings.from_config(cfg)
         )
+        self.usage = UsageCounter.from_config(cfg, self.storage, self.requirement)
         self.view_functions = app.view_functions
         self._requirements: dict[tuple[str | None, str], Requirement] = {}
         self._expanded: dict[tuple[str, ...], frozenset[str]] = {}

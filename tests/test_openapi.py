@@ -124,7 +124,7 @@ def test_document_is_valid_openapi_31() -> None:
     """schemathesis loads and validates the document."""
     schema = schemathesis.openapi.from_dict(default_document())
     schema.validate()
-    assert len(list(schema.get_all_operations())) == 14
+    assert len(list(schema.get_all_operations())) == 15
 
 
 ACCEPTED_BODIES: list[dict[str, Any]] = [
@@ -232,7 +232,7 @@ def test_schemathesis_positive_and_negative(live_app: Flask) -> None:
     key_ids = [k["id"] for k in existing]
     operations = [result.ok() for result in schema.get_all_operations()]
     # Loaded from the app, schemathesis leaves out the document's own route.
-    assert len(operations) == 13
+    assert len(operations) == 14
     negative = [st_checks.not_a_server_error, st_checks.negative_data_rejection]
     for operation in operations:
         _fuzz(operation.as_strategy(GenerationMode.POSITIVE), CHECKS, positive=True)

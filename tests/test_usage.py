@@ -125,7 +125,7 @@ def counting_app(tmp_path: Path, storage: CountingStorage, **config: Any) -> Fla
     app = Flask(__name__, instance_path=str(tmp_path))
     config.setdefault("GRIDAUTH_USAGE_FLUSH_INTERVAL", 3600)
     app.config.update(GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_RATELIMIT_ENABLED=False, **config)
-    GridAuth(app, storage=storage)
+    GridAuth(app, storage=lambda _app: storage)
     app.register_blueprint(api_keys_blueprint, url_prefix=API)
 
     @app.get("/items")

@@ -185,6 +185,18 @@ class UsageCounter:
             return False
         return True
 
+    def close(self) -> None:
+        """Write what is gathered (quietly), drop what could not be written, and stop the flusher thread.
+
+        For an app being torn down whose storage is going away: nothing is left
+        for the exit-time flush to retry against a storage that no longer exists.
+        """
+        self.flush_quietly()
+        with self._lock:
+            self._pending = {}
+        self._wake.set()
+        self._pid = 0
+
     def report(
         self, record: KeyRecord, *, days: int, expand: Callable[[Iterable[str]], frozenset[str]]
     ) -> dict[str, Any]:

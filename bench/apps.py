@@ -293,12 +293,13 @@ def hs256_tokens(count: int = 100) -> list[str]:
     return [jwt.encode(_claims(JWT_ISSUER_HS, f"user{i}"), JWT_SECRET, algorithm="HS256") for i in range(count)]
 
 
-def jwt_hs256() -> Case:
-    """GridAuth, JWT HS256 (shared secret)."""
+def jwt_hs256(*, cache: bool = True) -> Case:
+    """GridAuth, JWT HS256 (shared secret): 100 tokens in turn, remembered once verified unless ``cache`` is off."""
     issuer = {"issuer": JWT_ISSUER_HS, "secret": JWT_SECRET, "algorithms": ["HS256"], "audience": JWT_AUDIENCE}
-    app = gridauth_app("memory://", GRIDAUTH_JWT_ISSUERS=[issuer])
+    app = gridauth_app("memory://", GRIDAUTH_JWT_ISSUERS=[issuer], GRIDAUTH_JWT_CACHE_TTL=30 if cache else 0)
     headers = [{"Authorization": f"Bearer {t}"} for t in hs256_tokens()]
-    return Case("GridAuth JWT HS256", cycle(app, headers))
+    name = "GridAuth JWT HS256" if cache else "GridAuth JWT HS256, every request verified"
+    return Case(name, cycle(app, headers))
 
 
 @contextmanager
@@ -320,12 +321,13 @@ def rs256_tokens(key: Any, count: int = 100) -> list[str]:
     ]
 
 
-def jwt_rs256(url: str, key: Any) -> Case:
+def jwt_rs256(url: str, key: Any, *, cache: bool = True) -> Case:
     """GridAuth, JWT RS256 with its JWKS served on loopback (fetched once, then cached)."""
     issuer = {"issuer": JWT_ISSUER_RS, "jwks_url": url, "algorithms": ["RS256"], "audience": JWT_AUDIENCE}
-    app = gridauth_app("memory://", GRIDAUTH_JWT_ISSUERS=[issuer])
+    app = gridauth_app("memory://", GRIDAUTH_JWT_ISSUERS=[issuer], GRIDAUTH_JWT_CACHE_TTL=30 if cache else 0)
     headers = [{"Authorization": f"Bearer {t}"} for t in rs256_tokens(key)]
-    return Case("GridAuth JWT RS256 (JWKS cached)", cycle(app, headers))
+    name = "GridAuth JWT RS256 (JWKS cached)" if cache else "GridAuth JWT RS256, every request verified"
+    return Case(name, cycle(app, headers))
 
 
 # -- signed requests --------------------------------------------------------------

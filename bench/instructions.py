@@ -73,6 +73,7 @@ CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "api_key_memory_limited": (lambda: apps.api_key_memory(limited=True), "bare"),
     "api_key_postgres_cached": (api_key_postgres_cached, "bare"),
     "jwt_hs256": (apps.jwt_hs256, "bare"),
+    "jwt_hs256_full": (lambda: apps.jwt_hs256(cache=False), "bare"),
     "jwt_extended": (apps.jwt_extended_peer, "bare"),
     "flask_limiter": (apps.flask_limiter_alone, "bare"),
     "signed_v1": (lambda: apps.signed(1), "bare_post"),

@@ -32,6 +32,8 @@ REDIS = "GridAuth API key, Redis"
 REDIS_LIMITED = "GridAuth API key + per-key limit, Redis"
 MEMORY_LIMITED = "GridAuth API key + per-key limit, memory"
 HS256 = "GridAuth JWT HS256"
+HS256_FULL = "GridAuth JWT HS256, every request verified"
+RS256_FULL = "GridAuth JWT RS256, every request verified"
 RS256 = "GridAuth JWT RS256 (JWKS cached)"
 JWT_PEER = "flask-jwt-extended HS256"
 LIMITER = "flask-limiter alone (memory)"
@@ -84,6 +86,7 @@ def targets(by: dict[str, Case], large: str, trips: dict[str, float]) -> list[tu
     get, get_in_request = unit(GET), added(apps.REDIS_GET_IN_REQUEST)
     redis_plain, redis_limited = added(REDIS), added(REDIS_LIMITED)
     hs, rs, jwt_peer = added(HS256), added(RS256), added(JWT_PEER)
+    hs_full, rs_full = added(HS256_FULL), added(RS256_FULL)
     memory_ratio = by[apps.BARE_GET].median_us / by[MEMORY].median_us
     results = [
         ("API key on memory adds no more than Flask-HTTPAuth", f"{memory:.1f} µs vs {peer:.1f} µs", memory <= peer),
@@ -111,14 +114,14 @@ def targets(by: dict[str, Case], large: str, trips: dict[str, float]) -> list[tu
             redis_plain <= 1.3 * get_in_request,
         ),
         (
-            "JWT HS256 adds ≤ PyJWT decode + 15 µs",
-            f"{hs:.1f} µs vs {unit(DECODE_HS):.1f} + 15 µs",
-            hs <= unit(DECODE_HS) + 15,
+            "JWT HS256, every request verified, adds ≤ PyJWT decode + 15 µs",
+            f"{hs_full:.1f} µs vs {unit(DECODE_HS):.1f} + 15 µs (a remembered token: {hs:.1f} µs)",
+            hs_full <= unit(DECODE_HS) + 15,
         ),
         (
-            "JWT RS256 adds ≤ PyJWT decode + 15 µs",
-            f"{rs:.1f} µs vs {unit(DECODE_RS):.1f} + 15 µs",
-            rs <= unit(DECODE_RS) + 15,
+            "JWT RS256, every request verified, adds ≤ PyJWT decode + 15 µs",
+            f"{rs_full:.1f} µs vs {unit(DECODE_RS):.1f} + 15 µs (a remembered token: {rs:.1f} µs)",
+            rs_full <= unit(DECODE_RS) + 15,
         ),
         (
             "JWT HS256 ≥ 2× cheaper than flask-jwt-extended",
@@ -270,7 +273,9 @@ def main() -> None:
             apps.api_key_sqlite(rows, large.removeprefix("GridAuth API key, SQLite ").removesuffix(" keys")),
             apps.api_key_redis(redis_plain),
             apps.jwt_hs256(),
+            apps.jwt_hs256(cache=False),
             apps.jwt_rs256(jwks_url, rsa_key),
+            apps.jwt_rs256(jwks_url, rsa_key, cache=False),
             apps.signed(1),
             apps.signed(2),
             apps.api_key_memory(limited=True),

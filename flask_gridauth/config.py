@@ -50,6 +50,9 @@ ENABLED = "GRIDAUTH_ENABLED"
 JWT_ISSUERS = "GRIDAUTH_JWT_ISSUERS"
 #: Seconds of clock skew accepted on ``exp``, ``nbf`` and ``iat``.
 JWT_LEEWAY = "GRIDAUTH_JWT_LEEWAY"
+#: Seconds a JWT that verified is remembered (until its ``exp`` at the latest), so the same token
+#: sent again skips the signature check; ``0`` verifies every request in full.
+JWT_CACHE_TTL = "GRIDAUTH_JWT_CACHE_TTL"
 #: Seconds a JWKS fetch may take before it is abandoned.
 JWKS_TIMEOUT = "GRIDAUTH_JWKS_TIMEOUT"
 #: Seconds a fetched JWKS is trusted before it is fetched again.
@@ -166,6 +169,7 @@ DEFAULTS: dict[str, Any] = {
     JWT_LEEWAY: 30,
     JWKS_TIMEOUT: 3.0,
     JWKS_CACHE_TTL: 300,
+    JWT_CACHE_TTL: 30,
     JWKS_REFETCH_COOLDOWN: 30,
     SIGNATURE_HEADER_PREFIX: "X-Grid",
     SIGNATURE_TOLERANCE: 30,

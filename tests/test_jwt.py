@@ -401,7 +401,8 @@ def test_random_kids_cannot_hammer_the_provider(client: Any, jwks: JWKSServer, r
 def test_failed_refresh_keeps_last_good_keys(tmp_path: Any, rsa: SigningKey, rsa2: SigningKey, failure: str) -> None:
     """When the endpoint is down, answers HTML or is gone, the cached keys keep working."""
     with JWKSServer(rsa.jwk()) as server:
-        client = jwt_app(tmp_path, server.url, GRIDAUTH_JWKS_CACHE_TTL=0.05).test_client()
+        # Every request verified in full (no verified-token cache), so the second one needs the keys again.
+        client = jwt_app(tmp_path, server.url, GRIDAUTH_JWKS_CACHE_TTL=0.05, GRIDAUTH_JWT_CACHE_TTL=0).test_client()
         token = rsa.sign(clerk_claims())
         assert client.get("/items", headers=auth(token)).status_code == 200
         if failure == "stopped":

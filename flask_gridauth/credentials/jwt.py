@@ -33,6 +33,7 @@ from ..management import MAX_NAME
 from ..principal import Principal
 from ..scopes import is_valid_scope
 from .jwks import ALGORITHM_FAMILIES, JWKSCache
+from .jwt_cache import VerifiedTokens
 from .parse import MAX_CREDENTIAL_LENGTH
 
 logger = logging.getLogger("flask_gridauth")
@@ -90,11 +91,20 @@ class Issuer:
 class JWTVerifier:
     """Verifies JWTs from the issuers of ``GRIDAUTH_JWT_ISSUERS``."""
 
-    def __init__(self, issuers: Iterable[Issuer], *, expand: Expander, reserved_owners: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        issuers: Iterable[Issuer],
+        *,
+        expand: Expander,
+        reserved_owners: Iterable[str] = (),
+        cache_ttl: float = 0,
+    ) -> None:
         self.issuers: dict[str, Issuer] = {issuer.name: issuer for issuer in issuers}
         self._expand = expand
         #: Subjects refused because they name an owner that is not a JWT user's (the bootstrap token's).
         self.reserved_owners = frozenset(reserved_owners)
+        #: Tokens that verified, for ``GRIDAUTH_JWT_CACHE_TTL`` seconds (``None``: every token verified in full).
+        self.verified = VerifiedTokens(cache_ttl) if cache_ttl > 0 else None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, expand: Expander) -> JWTVerifier:
@@ -103,6 +113,8 @@ class JWTVerifier:
         timeout = _seconds(config[c.JWKS_TIMEOUT], c.JWKS_TIMEOUT, allow_zero=False)
         ttl = _seconds(config[c.JWKS_CACHE_TTL], c.JWKS_CACHE_TTL, allow_zero=False)
         cooldown = _seconds(config[c.JWKS_REFETCH_COOLDOWN], c.JWKS_REFETCH_COOLDOWN, allow_zero=True)
+        # A config built by hand (not by init_app) may leave it out: the documented default then.
+        cache_ttl = _seconds(config.get(c.JWT_CACHE_TTL, c.DEFAULTS[c.JWT_CACHE_TTL]), c.JWT_CACHE_TTL, allow_zero=True)
         entries = config[c.JWT_ISSUERS]
         if not isinstance(entries, list | tuple):
             raise ConfigurationError(f"{c.JWT_ISSUERS} must be a list of dicts")
@@ -115,7 +127,8 @@ class JWTVerifier:
         _warn_shared_namespaces(issuers)
         # A JWT whose sub were the bootstrap token's owner would see and change the keys the token made.
         owner = config.get(c.TOKEN_OWNER)
-        return cls(issuers, expand=expand, reserved_owners=(owner,) if isinstance(owner, str) else ())
+        reserved = (owner,) if isinstance(owner, str) else ()
+        return cls(issuers, expand=expand, reserved_owners=reserved, cache_ttl=cache_ttl)
 
     def verify(self, token: str) -> Principal:
         """The token's principal, or :class:`Unauthorized` with the generic message.
@@ -125,6 +138,22 @@ class JWTVerifier:
         """
         if len(token) > MAX_CREDENTIAL_LENGTH or not _JWT_RE.fullmatch(token):
             _reject("malformed")
+        if self.verified is None:
+            return self._verify(token)
+        digest = self.verified.digest(token)
+        principal = self.verified.get(digest)
+        if principal is None:
+            principal = self._verify(token)
+            exp = (principal.claims or {})["exp"]  # PyJWT made exp required
+            self.verified.put(digest, principal, float(exp) + self.leeway_of(principal))
+        return principal
+
+    def leeway_of(self, principal: Principal) -> float:
+        """The leeway of the issuer that signed ``principal``'s token."""
+        return self.issuers[(principal.claims or {})["iss"]].leeway
+
+    def _verify(self, token: str) -> Principal:
+        """The whole verification of a well-formed token: issuer routing, cheap checks, then PyJWT."""
         header_b64, payload_b64, _ = token.split(".")
         try:
             # Parsed here for routing and the cheap checks; PyJWT parses and verifies again.

@@ -246,13 +246,33 @@ def _reset_gridauth_environ(_no_gridauth_environ: None, monkeypatch: pytest.Monk
 
 
 @pytest.fixture(autouse=True)
-def _close_built_storages() -> Iterator[None]:
-    """Close the storage of every app a test built (connection pools and their threads)."""
+def _close_built_storages(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close the storage of every app a test built, and every PostgreSQL pool it opened however it was built.
+
+    A test that makes its own Flask app (a second app on the same storage, a storage
+    factory) never reaches ``_BUILT_APPS``; an open pool per such test soon spends
+    PostgreSQL's ``max_connections`` for the whole run.
+    """
+    opened: list[Any] = []
+    try:
+        from flask_gridauth.storage.postgres import PostgresStorage
+    except ImportError:  # psycopg not installed: no pool can be opened either
+        PostgresStorage = None  # noqa: N806
+    if PostgresStorage is not None:
+        original = PostgresStorage.__init__
+
+        def tracking(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            opened.append(self)
+
+        monkeypatch.setattr(PostgresStorage, "__init__", tracking)
     yield
     while _BUILT_APPS:
         state = _BUILT_APPS.pop().extensions.get("gridauth")
         if state is not None:
             state.storage.close()
+    for storage in opened:
+        storage.close()
 
 
 @pytest.fixture

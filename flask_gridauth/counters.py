@@ -8,15 +8,14 @@ library (``memory://``, ``redis://``, ``rediss://``, ``redis+sentinel://``,
 this process. ``GRIDAUTH_RATELIMIT_STRATEGY`` picks ``limits``' strategy.
 
 Nothing is contacted at start-up. ``limits``' Redis Cluster storage would
-contact the cluster when it is built, so it is built on first use here
-(:class:`LazyClusterCounters`): an app starts while its cluster is down and
-its requests get 503 until the cluster answers.
+contact the cluster when it is built, so the cluster backend lends counters
+built on first use (:mod:`flask_gridauth.storage.cluster_counters`): an app
+starts while its cluster is down and its requests get 503 until it answers.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +23,6 @@ from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import (
     MemoryStorage,
     MovingWindowSupport,
-    RedisClusterStorage,
     SlidingWindowCounterSupport,
     storage_from_string,
 )
@@ -35,7 +33,7 @@ from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindo
 from . import config as c
 from .errors import ConfigurationError
 from .memory_counters import MemoryCounters
-from .storage import Storage
+from .storage import Storage, storage_from_uri
 from .storage.redis import COUNTER_SUFFIX, split_uri
 
 #: ``GRIDAUTH_RATELIMIT_STRATEGY`` values, and the ``limits`` strategy of each (fixed window: our own fast path).
@@ -48,45 +46,6 @@ _SUPPORT: dict[str, type] = {
     "sliding-window-counter": SlidingWindowCounterSupport,
     "moving-window": MovingWindowSupport,
 }
-
-
-class LazyClusterCounters(RedisClusterStorage):
-    """``limits``' cluster storage on a client made by ``get_client`` at first use."""
-
-    STORAGE_SCHEME = None  # type: ignore[assignment]  # never picked by URI: limits' own cluster class keeps it
-
-    def __init__(self, get_client: Callable[[], Any], *, key_prefix: str) -> None:
-        # Not RedisClusterStorage.__init__: it builds (and so contacts) a cluster client.
-        import redis
-
-        self.key_prefix = key_prefix
-        self.target_server = "redis"
-        self.dependency = redis
-        self.wrap_exceptions = False
-        self._get_client = get_client
-        self._build_lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        # Reached only while ``storage`` and the scripts are missing: build them now.
-        if name != "storage" and not name.startswith("lua_"):
-            raise AttributeError(name)
-        with self._build_lock:
-            if "lua_incr_expire" not in self.__dict__:
-                self.storage = self._get_client()
-                self.initialize_storage("")
-        return self.__dict__[name]
-
-    @property
-    def base_exceptions(self) -> tuple[type[Exception], ...]:
-        """redis-py's errors, including the cluster's own that do not derive from ``RedisError``."""
-        import redis.exceptions
-
-        return (redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
-
-
-def lazy_cluster_counters(get_client: Callable[[], Any], *, key_prefix: str) -> LazyClusterCounters:
-    """A ``limits`` cluster storage under ``key_prefix`` whose client ``get_client`` makes at first use."""
-    return LazyClusterCounters(get_client, key_prefix=key_prefix)
 
 
 def strategy_name(config: Mapping[str, Any]) -> str:
@@ -114,10 +73,10 @@ def _from_uri(uri: str, strategy: str, timeout: float) -> LimitsStorage:
             url, key_prefix=prefix + COUNTER_SUFFIX, socket_timeout=timeout, socket_connect_timeout=timeout
         )
     if scheme == "redis+cluster":
-        from .storage.cluster import ClusterStorage
-
-        keys = ClusterStorage(uri, timeout=timeout)  # its client, built on first use, does the counting
-        return lazy_cluster_counters(lambda: keys.client, key_prefix=keys.prefix + COUNTER_SUFFIX)
+        # The cluster backend's client, built on first use, does the counting.
+        shared = storage_from_uri(uri, timeout=timeout).shared_counters()
+        if shared is not None:  # the cluster backend always lends them
+            return shared[0]
     try:
         built = storage_from_string(uri)
     except LimitsConfigurationError as exc:

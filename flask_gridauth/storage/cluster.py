@@ -168,7 +168,7 @@ class ClusterStorage(RedisStorage):
 
     def shared_counters(self) -> Any:
         """``limits``' cluster storage under ``<prefix>:ratelimit``, built on its first use."""
-        from ..counters import lazy_cluster_counters
+        from .cluster_counters import lazy_cluster_counters
 
         # The same client as the keys (one set of connections), built when either first needs it.
         counters = lazy_cluster_counters(lambda: self.client, key_prefix=self.prefix + COUNTER_SUFFIX)

@@ -247,13 +247,23 @@ def _reset_gridauth_environ(_no_gridauth_environ: None, monkeypatch: pytest.Monk
 
 @pytest.fixture(autouse=True)
 def _close_built_storages(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Close the storage of every app a test built, and every PostgreSQL pool it opened however it was built.
+    """Close every app's usage counter and storage, and every PostgreSQL pool a test opened however it was built.
 
     A test that makes its own Flask app (a second app on the same storage, a storage
     factory) never reaches ``_BUILT_APPS``; an open pool per such test soon spends
     PostgreSQL's ``max_connections`` for the whole run.
     """
     opened: list[Any] = []
+    counters: list[Any] = []
+    from flask_gridauth.usage import UsageCounter
+
+    counter_init = UsageCounter.__init__
+
+    def tracking_counter(self: Any, *args: Any, **kwargs: Any) -> None:
+        counter_init(self, *args, **kwargs)
+        counters.append(self)
+
+    monkeypatch.setattr(UsageCounter, "__init__", tracking_counter)
     try:
         from flask_gridauth.storage.postgres import PostgresStorage
     except ImportError:  # psycopg not installed: no pool can be opened either
@@ -267,6 +277,8 @@ def _close_built_storages(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
         monkeypatch.setattr(PostgresStorage, "__init__", tracking)
     yield
+    for counter in counters:  # before the storages close: their counts have nowhere to go afterwards
+        counter.close()
     while _BUILT_APPS:
         state = _BUILT_APPS.pop().extensions.get("gridauth")
         if state is not None:

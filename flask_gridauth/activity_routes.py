@@ -14,10 +14,11 @@ from typing import Any
 from flask import Blueprint, request
 
 from .activity import ACTIONS
+from .cursors import make_cursor, read_cursor
 from .errors import InvalidRequest
 from .extension import get_state
 from .openapi import QUERY, describe
-from .principal import Principal, current_principal
+from .principal import Principal, current_principal, scope_owner
 from .schema import KEY_ID_PATTERN, check_limit
 from .scopes import require_manage_scope
 
@@ -98,7 +99,6 @@ QUERY.setdefault(
 @require_manage_scope
 def list_audit_events() -> dict[str, Any]:
     """The audit events of the caller's owner (every owner for the bootstrap token), newest first."""
-    from .blueprint import make_cursor, read_cursor, scope_owner
 
     principal: Principal = current_principal._get_current_object()  # type: ignore[attr-defined]
     owner = scope_owner(principal)
@@ -174,7 +174,6 @@ def _days() -> int:
 @require_manage_scope
 def key_usage(key_id: str) -> dict[str, Any]:
     """Allowed, forbidden and rate-limited requests of a key per hour over ``?days`` (default 7)."""
-    from .blueprint import scope_owner
 
     state = get_state()
     record = state.keys.get(key_id, owner=scope_owner(current_principal))

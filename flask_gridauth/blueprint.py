@@ -8,32 +8,25 @@ applies its rules (owner isolation, no escalation); errors become JSON.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import re
-import secrets
-import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .activity_routes import register_activity_routes
+from .cursors import make_cursor, read_cursor
 from .errors import InvalidRequest, PayloadTooLarge, StorageError, Unavailable, error_body
 from .extension import get_state
 from .leaks import register_routes as register_leak_routes
 from .openapi import DEFAULT_SERVER, describe, openapi_document
-from .principal import Principal, current_principal
+from .principal import Principal, current_principal, scope_owner
 from .records import KeyRecord
 from .responses import own_errors, render_error
-from .schema import MAX_CURSOR, check_limit
+from .schema import check_limit
 from .scopes import authenticated, public, require_manage_scope
 
 logger = logging.getLogger("flask_gridauth")
@@ -41,12 +34,8 @@ logger = logging.getLogger("flask_gridauth")
 
 #: Largest body a management route reads; real bodies are a few hundred bytes.
 MAX_BODY = 64 * 1024
-#: Seconds a pagination cursor stays valid.
-CURSOR_MAX_AGE = 24 * 3600
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_CURSOR_INFO = b"flask_gridauth pagination cursor v2"
-_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]{40,}")
 
 
 # -- error rendering ---------------------------------------------------------
@@ -123,11 +112,6 @@ def json_body(*, optional: bool = False) -> dict[str, Any]:
     return body
 
 
-def scope_owner(principal: Principal) -> str | None:
-    """The owner whose keys ``principal`` may read and change: ``None`` means every owner."""
-    return None if principal.is_superuser else principal.owner
-
-
 def _location(key_id: str, *, replacing: str | None = None) -> str:
     """Where the new key lives, from the URL this request came to: no ``url_for``.
 
@@ -158,59 +142,6 @@ def key_object(record: KeyRecord, raw_key: str | None = None) -> dict[str, Any]:
     if raw_key is not None:
         data["raw_key"] = raw_key
     return data
-
-
-# -- pagination cursors ------------------------------------------------------
-
-
-def _cursor_key() -> bytes:
-    """The AES-256 key of cursors, from a secret every worker shares: the app's, else the token's digest."""
-    secret: str | bytes | None = current_app.secret_key
-    if not secret:
-        # The token digest is the same in every worker (config, env or the shared token file),
-        # so one worker reads another's cursors. Without auth there is no owner to protect.
-        secret = get_state().token_digest or b""
-    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
-    return HKDF(algorithm=SHA256(), length=32, salt=None, info=_CURSOR_INFO).derive(raw)
-
-
-def _owner_tag(owner: str | None) -> str | None:
-    """A short digest of the owner: a cursor stays small whatever the owner's name (sealed anyway)."""
-    return None if owner is None else hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def make_cursor(seq: int, owner: str | None) -> str:
-    """An opaque cursor that continues a listing after ``seq``.
-
-    The position, the owner and the time are encrypted (AES-256-GCM, a fresh
-    nonce each time): a cursor reveals nothing, not even how many keys exist.
-    """
-    payload = json.dumps({"s": seq, "o": _owner_tag(owner), "t": int(time.time())}, separators=(",", ":")).encode()
-    nonce = secrets.token_bytes(12)
-    sealed = AESGCM(_cursor_key()).encrypt(nonce, payload, _CURSOR_INFO)
-    return base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
-
-
-def read_cursor(cursor: str, owner: str | None) -> int:
-    """The ``seq`` a cursor continues from; 422 if it was forged, is stale or is another owner's.
-
-    Every refusal is the same 422, so a cursor tells nothing about another owner's keys.
-    """
-    bad = InvalidRequest("cursor is not valid", field="cursor")
-    if len(cursor) > MAX_CURSOR or not _CURSOR_RE.fullmatch(cursor):
-        raise bad
-    try:
-        blob = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(AESGCM(_cursor_key()).decrypt(blob[:12], blob[12:], _CURSOR_INFO))
-    except (ValueError, InvalidTag):
-        raise bad from None
-    seq = payload.get("s") if isinstance(payload, dict) else None
-    issued = payload.get("t") if isinstance(payload, dict) else None
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or payload.get("o") != _owner_tag(owner):
-        raise bad
-    if not isinstance(issued, int) or not 0 <= time.time() - issued <= CURSOR_MAX_AGE:
-        raise bad
-    return seq
 
 
 # -- routes ------------------------------------------------------------------

@@ -8,6 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from .activity import ACTIONS, AuditEvent
+from .cli_common import clean_errors, table
 from .extension import get_state
 from .records import isoformat
 
@@ -21,9 +22,8 @@ from .records import isoformat
 @with_appcontext
 def audit(owner: str | None, action: str | None, target_id: str | None, limit: int, as_json: bool) -> None:
     """Print audit events, newest first (they never hold a secret)."""
-    from .cli import _clean_errors, _table
 
-    @_clean_errors
+    @clean_errors
     def run() -> None:
         log = get_state().audit
         events: list[AuditEvent] = []
@@ -55,7 +55,7 @@ def audit(owner: str | None, action: str | None, target_id: str | None, limit: i
             )
             for e in events
         ]
-        for line in _table(("TIME", "ACTION", "ACTOR", "TARGET", "OWNER", "ADDRESS", "DETAILS"), rows):
+        for line in table(("TIME", "ACTION", "ACTOR", "TARGET", "OWNER", "ADDRESS", "DETAILS"), rows):
             click.echo(line)
 
     run()

@@ -35,7 +35,7 @@ from . import signals
 from .errors import ConfigurationError, Forbidden, QuotaExceeded, RateLimited, Unauthorized
 from .keys import ENVIRONMENTS
 from .principal import Principal
-from .records import KeyRecord, utcnow
+from .records import KeyRecord, check_record, utcnow
 from .storage import Storage
 from .storage.base import QuotaUse
 
@@ -183,8 +183,6 @@ class KeyPolicy:
         accepted here, or a request from outside its ``allowed_ips`` is refused
         (401, or 403 for the address): what the request hook would refuse.
         """
-        from .credentials.api_key import check_record
-
         if record.canary:
             raise Unauthorized("API key is a canary key")
         check_record(record, utcnow())

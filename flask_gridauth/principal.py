@@ -79,3 +79,8 @@ def _get_principal() -> Principal:
 
 #: The :class:`Principal` of the current request.
 current_principal: Principal = cast(Principal, LocalProxy(_get_principal))
+
+
+def scope_owner(principal: Principal) -> str | None:
+    """The owner whose keys ``principal`` may read and change: ``None`` means every owner."""
+    return None if principal.is_superuser else principal.owner

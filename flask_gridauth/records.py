@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from .errors import Unauthorized
+
 KeyType = Literal["api_key", "signing"]
 KeyStatus = Literal["active", "disabled", "expired", "revoked"]
 RefillInterval = Literal["hour", "day", "month"]
@@ -166,3 +168,13 @@ def _quota_object(quota: Quota | None) -> dict[str, Any] | None:
     if quota is None:
         return None
     return {**quota.spec(), "remaining": quota.available()}
+
+
+def check_record(record: KeyRecord, now: datetime) -> None:
+    """Refuse a revoked, expired or disabled key; only its holder ever reads why."""
+    if record.revoked_at is not None:
+        raise Unauthorized("API key has been revoked")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise Unauthorized("API key has expired")
+    if record.disabled_at is not None:
+        raise Unauthorized("API key is disabled")

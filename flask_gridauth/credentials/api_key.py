@@ -10,7 +10,7 @@ from re import Pattern
 from ..errors import Unauthorized
 from ..keys import check_key, hash_key
 from ..principal import Principal, PrincipalKind
-from ..records import KeyRecord, utcnow
+from ..records import KeyRecord, check_record, utcnow
 from ..storage import Storage
 from ..storage.base import QuotaUse
 
@@ -24,16 +24,6 @@ MAX_CACHED_PRINCIPALS = 4096
 # id(record), kind -> (record, expander, principal). The record is held, so its id cannot be
 # reused while the entry lives; a changed key is a new record object and misses.
 _principals: dict[tuple[int, str], tuple[KeyRecord, Expander, Principal]] = {}
-
-
-def check_record(record: KeyRecord, now: datetime) -> None:
-    """Refuse a revoked, expired or disabled key; only its holder ever reads why."""
-    if record.revoked_at is not None:
-        raise Unauthorized("API key has been revoked")
-    if record.expires_at is not None and record.expires_at <= now:
-        raise Unauthorized("API key has expired")
-    if record.disabled_at is not None:
-        raise Unauthorized("API key is disabled")
 
 
 def touch_if_due(storage: Storage, record: KeyRecord, now: datetime) -> None:

@@ -36,10 +36,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import config as c
 from ..errors import ConfigurationError, InvalidRequest, PayloadTooLarge, Unauthorized
 from ..principal import Principal
-from ..records import utcnow
+from ..records import check_record, utcnow
 from ..storage import Storage
 from ..wire import fingerprint, signed_message
-from .api_key import check_record, principal_for, touch_if_due
+from .api_key import principal_for, touch_if_due
 from .ed25519 import is_safe_public_key
 
 logger = logging.getLogger("flask_gridauth")

@@ -16,10 +16,9 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..audit import Actor
-from ..blueprint import scope_owner
 from ..errors import Conflict, Forbidden, GridAuthError, InvalidRequest, NotFound, StorageError, Unauthorized
 from ..extension import get_state
-from ..principal import Principal
+from ..principal import Principal, scope_owner
 from ..records import KeyRecord, utcnow
 from ..scopes import public
 from .auth import (

@@ -31,18 +31,9 @@ from urllib.parse import urlsplit
 from ..errors import ConfigurationError
 from ..records import KeyRecord
 from .base import KeyExistsError, from_epoch
-from .redis import (
-    _CAS,
-    _FIND_COUNT,
-    _SPEND,
-    COUNTER_SUFFIX,
-    RedisStorage,
-    _dump,
-    _import_redis,
-    _load,
-    _quota_counter,
-    split_uri,
-)
+from .redis import COUNTER_SUFFIX, RedisStorage, _import_redis, split_uri
+from .redis_records import _dump, _load, _quota_counter
+from .redis_scripts import _CAS, _FIND_COUNT, _SPEND
 from .sentinel import parse_hosts
 
 _INDEX = """

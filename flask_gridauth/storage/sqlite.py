@@ -20,7 +20,6 @@ that fails (the file is locked) is kept and retried; it never fails a request.
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import json
 import logging
@@ -28,97 +27,22 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from ..activity import Actor, AuditEvent, UsageCount
 from ..errors import ConfigurationError, StorageError
-from ..records import REFILL_SECONDS, KeyRecord, Quota, utcnow
-from .base import KeyExistsError, QuotaUse, Storage, check_changes, from_epoch, quota_state, refill_now, to_epoch
+from ..records import REFILL_SECONDS, KeyRecord, utcnow
+from .base import KeyExistsError, QuotaUse, check_changes, from_epoch, quota_state, refill_now, to_epoch
+from .sqlite_activity import SQLiteActivity
+from .sqlite_records import _COLUMNS, _FULL_COLUMNS, _JSON_FIELDS, _TIME_FIELDS, _quota_columns, _record
+from .sqlite_schema import _SCHEMA, migrate
+from .sqlite_schema import MIGRATIONS as MIGRATIONS
+from .sqlite_sessions import SQLiteSessions
 
 logger = logging.getLogger("flask_gridauth")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gridauth_keys (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    lookup TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    type TEXT NOT NULL,
-    prefix TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    environment TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL,
-    revoked_at REAL,
-    last_used_at REAL,
-    metadata TEXT NOT NULL,
-    rate_limit TEXT,
-    public_key TEXT
-);
-CREATE INDEX IF NOT EXISTS gridauth_keys_owner ON gridauth_keys (owner, seq);
-CREATE TABLE IF NOT EXISTS gridauth_sessions (
-    id TEXT PRIMARY KEY,
-    subject TEXT NOT NULL,
-    expires_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS gridauth_sessions_subject ON gridauth_sessions (subject);
-CREATE TABLE IF NOT EXISTS gridauth_seen (
-    token TEXT PRIMARY KEY,
-    expires_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS gridauth_audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    target_id TEXT,
-    owner TEXT,
-    remote_addr TEXT,
-    created_at REAL NOT NULL,
-    details TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gridauth_audit_owner ON gridauth_audit (owner, seq);
-CREATE INDEX IF NOT EXISTS gridauth_audit_target ON gridauth_audit (target_id, seq);
-CREATE INDEX IF NOT EXISTS gridauth_audit_time ON gridauth_audit (created_at);
-CREATE TABLE IF NOT EXISTS gridauth_usage (
-    key_id TEXT NOT NULL,
-    hour INTEGER NOT NULL,
-    allowed INTEGER NOT NULL,
-    forbidden INTEGER NOT NULL,
-    rate_limited INTEGER NOT NULL,
-    scopes TEXT NOT NULL,
-    PRIMARY KEY (key_id, hour)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS gridauth_usage_hour ON gridauth_usage (hour);
-"""
-
-#: Schema changes since 0.1, in order: ``PRAGMA user_version`` counts how many a file has had.
-#: A 0.1 file (version 0) gains the columns on first open; append, never edit, an entry.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: disable/enable, address allowlists, quotas (limit, refill, and the counter), canary keys.
-    (
-        "ALTER TABLE gridauth_keys ADD COLUMN disabled_at REAL",
-        "ALTER TABLE gridauth_keys ADD COLUMN allowed_ips TEXT",
-        "ALTER TABLE gridauth_keys ADD COLUMN canary INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE gridauth_keys ADD COLUMN quota_limit INTEGER",
-        "ALTER TABLE gridauth_keys ADD COLUMN quota_refill_amount INTEGER",
-        "ALTER TABLE gridauth_keys ADD COLUMN quota_refill_interval TEXT",
-        "ALTER TABLE gridauth_keys ADD COLUMN quota_remaining INTEGER",
-        "ALTER TABLE gridauth_keys ADD COLUMN quota_refilled_at REAL",
-    ),
-)
-
-_COLUMNS = (
-    "seq, id, lookup, name, type, prefix, scopes, environment, owner,"
-    " created_at, expires_at, revoked_at, last_used_at, metadata, rate_limit, public_key,"
-    " disabled_at, allowed_ips, canary, quota_limit, quota_refill_amount, quota_refill_interval"
-)
-#: The record's columns plus the quota counter, which the hot path does not read (it changes on every use).
-_FULL_COLUMNS = _COLUMNS + ", quota_remaining, quota_refilled_at"
 _INTERVAL_SECONDS = (
     "(CASE quota_refill_interval "
     + " ".join(f"WHEN '{name}' THEN {seconds}" for name, seconds in REFILL_SECONDS.items())
@@ -143,42 +67,6 @@ _TOUCH_SQL = "UPDATE gridauth_keys SET last_used_at = ? WHERE id = ?"
 _FIND_SQL = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE lookup = ?"  # noqa: S608 - fixed columns
 #: Most decoded rows :meth:`SQLiteStorage.find` keeps (then the cache starts over).
 MAX_CACHED_ROWS = 4096
-_TIME_FIELDS = frozenset({"expires_at", "revoked_at", "disabled_at"})
-_JSON_FIELDS = frozenset({"scopes", "metadata", "allowed_ips"})
-
-
-def _record(row: tuple[Any, ...]) -> KeyRecord:
-    quota = None
-    if row[19] is not None:
-        quota = Quota(
-            row[19],
-            row[20],
-            row[21],
-            remaining=row[22] if len(row) > 22 else None,
-            refilled_at=from_epoch(row[23]) if len(row) > 23 else None,
-        )
-    return KeyRecord(
-        seq=row[0],
-        id=row[1],
-        lookup=row[2],
-        name=row[3],
-        type=row[4],
-        prefix=row[5],
-        scopes=tuple(json.loads(row[6])),
-        environment=row[7],
-        owner=row[8],
-        created_at=datetime.fromtimestamp(row[9], UTC),
-        expires_at=from_epoch(row[10]),
-        revoked_at=from_epoch(row[11]),
-        last_used_at=from_epoch(row[12]),
-        metadata=json.loads(row[13]),
-        rate_limit=row[14],
-        public_key=row[15],
-        disabled_at=from_epoch(row[16]),
-        allowed_ips=tuple(json.loads(row[17])) if row[17] else (),
-        canary=bool(row[18]),
-        quota=quota,
-    )
 
 
 def sqlite_path(uri: str, instance_path: str) -> str:
@@ -189,19 +77,7 @@ def sqlite_path(uri: str, instance_path: str) -> str:
     return path if os.path.isabs(path) else os.path.join(instance_path, path)
 
 
-def _quota_columns(quota: Quota | None, since: datetime) -> dict[str, Any]:
-    """The quota columns of a new or re-set quota, counter included."""
-    remaining, refilled_at = quota_state(quota, since)
-    return {
-        "quota_limit": None if quota is None else quota.limit,
-        "quota_refill_amount": None if quota is None else quota.refill_amount,
-        "quota_refill_interval": None if quota is None else quota.refill_interval,
-        "quota_remaining": remaining,
-        "quota_refilled_at": refilled_at,
-    }
-
-
-class SQLiteStorage(Storage):
+class SQLiteStorage(SQLiteSessions, SQLiteActivity):
     """Keys in one SQLite file, shared by every thread and process that opens it."""
 
     schemes = ("sqlite",)
@@ -303,30 +179,12 @@ class SQLiteStorage(Storage):
                 if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(_SCHEMA)
-                self._migrate(conn)
+                migrate(conn)
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.01)
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        """Bring a file made by an older version up to :data:`MIGRATIONS`, once, whoever gets there first."""
-        if conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Read again under the write lock: another process may have just migrated the file.
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {max(version, len(MIGRATIONS))}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -558,51 +416,6 @@ class SQLiteStorage(Storage):
                 self._pending = {**batch, **self._pending}
             raise
 
-    def add_session(self, session_id: str, subject: str, expires_at: datetime) -> None:
-        """Insert the session; expired sessions are deleted in the same transaction."""
-        with self._write() as conn:
-            conn.execute("DELETE FROM gridauth_sessions WHERE expires_at <= ?", (time.time(),))
-            conn.execute(
-                "INSERT OR REPLACE INTO gridauth_sessions (id, subject, expires_at) VALUES (?, ?, ?)",
-                (session_id, subject, expires_at.timestamp()),
-            )
-
-    def session_subject(self, session_id: str) -> str | None:
-        """One indexed SELECT."""
-        row = self._conn.execute(
-            "SELECT subject FROM gridauth_sessions WHERE id = ? AND expires_at > ?", (session_id, time.time())
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def end_session(self, session_id: str) -> None:
-        """Delete the session's row."""
-        with self._write() as conn:
-            conn.execute("DELETE FROM gridauth_sessions WHERE id = ?", (session_id,))
-
-    def end_sessions(self, subject: str) -> int:
-        """Delete every row of ``subject``."""
-        with self._write() as conn:
-            cur = conn.execute(
-                "DELETE FROM gridauth_sessions WHERE subject = ? AND expires_at > ?", (subject, time.time())
-            )
-            conn.execute("DELETE FROM gridauth_sessions WHERE subject = ?", (subject,))
-        return int(cur.rowcount)
-
-    def claim_once(self, token: str, ttl: float) -> bool:
-        """Insert ``token``, or take over an expired row; a live row means a replay."""
-        now = time.time()
-        conn = self._conn
-        self._claims += 1
-        if self._claims % 1000 == 0:
-            conn.execute("DELETE FROM gridauth_seen WHERE expires_at <= ?", (now,))
-        cur = conn.execute(
-            "INSERT INTO gridauth_seen (token, expires_at) VALUES (?, ?)"
-            " ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at"
-            " WHERE gridauth_seen.expires_at <= ?",
-            (token, now + ttl, now),
-        )
-        return cur.rowcount == 1
-
     def ping(self) -> None:
         """Run a trivial query against the file, after checking it is still the file first opened."""
         conn = self._conn
@@ -620,122 +433,3 @@ class SQLiteStorage(Storage):
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()
         self._local = threading.local()
-
-    # -- audit log and usage -------------------------------------------------
-
-    def add_audit_event(self, event: AuditEvent) -> AuditEvent:
-        """Insert the event; its ``seq`` is the row id."""
-        with self._write() as conn:
-            cur = conn.execute(
-                "INSERT INTO gridauth_audit (id, action, actor, target_id, owner, remote_addr, created_at, details)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.id,
-                    event.action,
-                    json.dumps(event.actor.to_dict()),
-                    event.target_id,
-                    event.owner,
-                    event.remote_addr,
-                    event.created_at.timestamp(),
-                    json.dumps(dict(event.details)),
-                ),
-            )
-            seq = int(cur.lastrowid or 0)
-        return dataclasses.replace(event, seq=seq)
-
-    def list_audit_events(
-        self,
-        owner: str | None,
-        *,
-        limit: int,
-        before_seq: int | None = None,
-        action: str | None = None,
-        target_id: str | None = None,
-    ) -> builtins.list[AuditEvent]:
-        """Events newest first, by ``seq``, filtered in SQL."""
-        clauses: list[str] = []
-        params: list[str | int] = []
-        for column, value in (("owner", owner), ("action", action), ("target_id", target_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if before_seq is not None:
-            clauses.append("seq < ?")
-            params.append(before_seq)
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        columns = "seq, id, action, actor, target_id, owner, remote_addr, created_at, details"
-        sql = f"SELECT {columns} FROM gridauth_audit{where} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - fixed clauses
-        rows = self._conn.execute(sql, (*params, limit)).fetchall()
-        events = []
-        for seq, event_id, act, actor, target, own, remote, created, details in rows:
-            who = json.loads(actor)
-            events.append(
-                AuditEvent(
-                    seq=seq,
-                    id=event_id,
-                    action=act,
-                    actor=Actor(kind=who["kind"], id=who["id"], owner=who["owner"]),
-                    target_id=target,
-                    owner=own,
-                    remote_addr=remote,
-                    created_at=datetime.fromtimestamp(created, UTC),
-                    details=json.loads(details),
-                )
-            )
-        return events
-
-    def purge_audit_events(self, before: datetime, *, limit: int = 1000) -> int:
-        """Delete the oldest events created before ``before``, at most ``limit`` in one transaction."""
-        with self._write() as conn:
-            cur = conn.execute(
-                "DELETE FROM gridauth_audit WHERE seq IN"
-                " (SELECT seq FROM gridauth_audit WHERE created_at < ? ORDER BY seq LIMIT ?)",
-                (before.timestamp(), limit),
-            )
-            return int(cur.rowcount)
-
-    def add_usage(self, counts: Sequence[UsageCount]) -> None:
-        """Upsert every bucket in one transaction, adding to the stored counts."""
-        if not counts:
-            return
-        with self._write() as conn:
-            for count in counts:
-                row = conn.execute(
-                    "SELECT scopes FROM gridauth_usage WHERE key_id = ? AND hour = ?", (count.key_id, count.hour)
-                ).fetchone()
-                scopes: dict[str, int] = json.loads(row[0]) if row is not None else {}
-                for scope, n in count.scopes.items():
-                    scopes[scope] = scopes.get(scope, 0) + n
-                conn.execute(
-                    "INSERT INTO gridauth_usage (key_id, hour, allowed, forbidden, rate_limited, scopes)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key_id, hour) DO UPDATE SET"
-                    " allowed = allowed + excluded.allowed, forbidden = forbidden + excluded.forbidden,"
-                    " rate_limited = rate_limited + excluded.rate_limited, scopes = excluded.scopes",
-                    (
-                        count.key_id,
-                        count.hour,
-                        count.allowed,
-                        count.forbidden,
-                        count.rate_limited,
-                        json.dumps(scopes, sort_keys=True),
-                    ),
-                )
-
-    def list_usage(self, key_id: str, *, since_hour: int) -> builtins.list[UsageCount]:
-        """The key's buckets from ``since_hour``, oldest first."""
-        rows = self._conn.execute(
-            "SELECT hour, allowed, forbidden, rate_limited, scopes FROM gridauth_usage"
-            " WHERE key_id = ? AND hour >= ? ORDER BY hour",
-            (key_id, since_hour),
-        ).fetchall()
-        return [UsageCount(key_id, h, a, f, r, json.loads(s)) for h, a, f, r, s in rows]
-
-    def purge_usage(self, before_hour: int, *, limit: int = 1000) -> int:
-        """Delete buckets of hours before ``before_hour``, at most ``limit`` in one transaction."""
-        with self._write() as conn:
-            cur = conn.execute(
-                "DELETE FROM gridauth_usage WHERE (key_id, hour) IN"
-                " (SELECT key_id, hour FROM gridauth_usage WHERE hour < ? LIMIT ?)",
-                (before_hour, limit),
-            )
-            return int(cur.rowcount)

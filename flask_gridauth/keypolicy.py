@@ -36,6 +36,7 @@ from .errors import ConfigurationError, Forbidden, QuotaExceeded, RateLimited, U
 from .keys import ENVIRONMENTS
 from .principal import Principal
 from .records import KeyRecord, check_record, utcnow
+from .schema import normalise_cidrs
 from .storage import Storage
 from .storage.base import QuotaUse
 
@@ -49,7 +50,6 @@ COST_ATTR = "_gridauth_cost"
 #: Attribute of ``flask.g``: ``(key id, QuotaUse)`` of this request's quota, for the headers.
 G_QUOTA = "_gridauth_quota"
 #: Most CIDRs an ``allowed_ips`` list holds.
-MAX_ALLOWED_IPS = 100
 #: Most key ids one process remembers as already warned about (then it starts over).
 MAX_WARNED = 100_000
 
@@ -69,27 +69,6 @@ def cost(units: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
         return view
 
     return decorator
-
-
-def normalise_cidrs(value: object, name: str = "allowed_ips") -> tuple[str, ...]:
-    """A list of up to 100 IPv4/IPv6 addresses or CIDRs, as normalised networks; ``ValueError`` naming why.
-
-    Host bits are allowed and cleared (``strict=False``): ``10.1.2.3/8`` is
-    ``10.0.0.0/8``, and the key object shows the network that is enforced. A
-    bare address is a /32 (IPv4) or /128 (IPv6).
-    """
-    if not isinstance(value, list | tuple) or len(value) > MAX_ALLOWED_IPS:
-        raise ValueError(f"{name} must be a list of at most {MAX_ALLOWED_IPS} IPv4 or IPv6 CIDRs")
-    networks: list[str] = []
-    for item in value:
-        if not isinstance(item, str) or not 1 <= len(item) <= 64 or not item.isascii():
-            raise ValueError(f"{name} must hold IPv4 or IPv6 CIDRs such as 203.0.113.0/24")
-        try:
-            network = ipaddress.ip_network(item.strip(), strict=False)
-        except ValueError:
-            raise ValueError(f"{name} must hold IPv4 or IPv6 CIDRs such as 203.0.113.0/24") from None
-        networks.append(str(network))
-    return tuple(dict.fromkeys(networks))
 
 
 @functools.lru_cache(maxsize=4096)

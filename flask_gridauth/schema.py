@@ -17,6 +17,7 @@ No module of Flask is imported here: the schema belongs to the Flask-free core.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -257,10 +258,29 @@ MAX_QUOTA = 10**12
 MAX_ALLOWED_IPS = 100
 
 
+def normalise_cidrs(value: object, name: str = "allowed_ips") -> tuple[str, ...]:
+    """A list of up to 100 IPv4/IPv6 addresses or CIDRs, as normalised networks; ``ValueError`` naming why.
+
+    Host bits are allowed and cleared (``strict=False``): ``10.1.2.3/8`` is
+    ``10.0.0.0/8``, and the key object shows the network that is enforced. A
+    bare address is a /32 (IPv4) or /128 (IPv6).
+    """
+    if not isinstance(value, list | tuple) or len(value) > MAX_ALLOWED_IPS:
+        raise ValueError(f"{name} must be a list of at most {MAX_ALLOWED_IPS} IPv4 or IPv6 CIDRs")
+    networks: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not 1 <= len(item) <= 64 or not item.isascii():
+            raise ValueError(f"{name} must hold IPv4 or IPv6 CIDRs such as 203.0.113.0/24")
+        try:
+            network = ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{name} must hold IPv4 or IPv6 CIDRs such as 203.0.113.0/24") from None
+        networks.append(str(network))
+    return tuple(dict.fromkeys(networks))
+
+
 def check_allowed_ips(value: object, name: str = "allowed_ips") -> tuple[str, ...]:
     """Up to 100 IPv4/IPv6 addresses or CIDRs, normalised (host bits cleared); empty: anywhere."""
-    from .keypolicy import normalise_cidrs
-
     try:
         return normalise_cidrs(value, name)
     except ValueError as exc:

@@ -29,8 +29,8 @@ from jwt import PyJWT, PyJWTError
 from .. import config as c
 from ..errors import ConfigurationError, Unauthorized
 from ..keyfetch import LOOPBACK_HOSTS, check_key_url  # noqa: F401 - LOOPBACK_HOSTS stays importable here
-from ..management import MAX_NAME
 from ..principal import Principal
+from ..schema import MAX_NAME
 from ..scopes import is_valid_scope
 from .jwks import ALGORITHM_FAMILIES, JWKSCache
 from .jwt_cache import VerifiedTokens

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -28,6 +28,7 @@ from .records import KeyRecord
 from .responses import own_errors, render_error
 from .schema import check_limit
 from .scopes import authenticated, public, require_manage_scope
+from .strict_json import loads_strict
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -55,20 +56,6 @@ def _internal_error(exc: HTTPException) -> Any:
 
 
 # -- request parsing ---------------------------------------------------------
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two values for one field would let a proxy and this app read different bodies.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("duplicate field")
-        result[key] = value
-    return result
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -101,7 +88,7 @@ def json_body(*, optional: bool = False) -> dict[str, Any]:
     if not request.is_json:
         raise InvalidRequest("the body must be JSON, sent with Content-Type: application/json", field="body")
     try:
-        body = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        body = loads_strict(data)
     except (ValueError, RecursionError):
         raise InvalidRequest("the body is not valid JSON", field="body") from None
     if not isinstance(body, dict):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from .openapi import describe
 from .records import KeyRecord
 from .scopes import public
 from .secret_scanning import KEY_ID_HEADER, MAX_ALERT_BYTES, SIGNATURE_HEADER, Action, SecretScanning
+from .strict_json import loads_strict
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -174,19 +174,6 @@ def token_hash(token: str) -> str:
 # -- request bodies ----------------------------------------------------------
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("duplicate field")
-        result[key] = value
-    return result
-
-
 def _read_body(limit: int) -> bytes:
     """The raw body, at most ``limit`` bytes (and never more than ``MAX_CONTENT_LENGTH``), else 413."""
     if request.content_length is not None and request.content_length > limit:
@@ -206,7 +193,7 @@ def _read_body(limit: int) -> bytes:
 
 def _parse_json(data: bytes) -> Any:
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        return loads_strict(data)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise InvalidRequest("the body is not valid JSON", field="body") from None
 

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[redis,postgres,requests,httpx,test]'
+	$(PY) -m pip install --quiet -e '.[redis,postgres,requests,httpx,metrics,test]'
 	touch $(STAMP)
 
 demo: $(STAMP)

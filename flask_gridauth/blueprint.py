@@ -22,6 +22,7 @@ from .cursors import make_cursor, read_cursor
 from .errors import InvalidRequest, PayloadTooLarge, StorageError, Unavailable, error_body
 from .extension import get_state
 from .leaks import register_routes as register_leak_routes
+from .metrics import register_metrics_route
 from .openapi import DEFAULT_SERVER, describe, openapi_document
 from .principal import Principal, current_principal, scope_owner
 from .records import KeyRecord
@@ -319,6 +320,7 @@ def make_api_keys_blueprint(
             blueprint.add_url_rule(rule, view_func=view, methods=list(methods), strict_slashes=False)
     register_leak_routes(blueprint)  # POST /secret-scanning and POST /api-keys/revoke-leaked
     register_activity_routes(blueprint)  # GET /audit-events (and the usage and metrics routes)
+    register_metrics_route(blueprint)  # GET /metrics: 404 unless GRIDAUTH_METRICS
     blueprint.register_error_handler(StorageError, _storage_error)
     blueprint.register_error_handler(500, _internal_error)
     # Last: its fallback routes cover the stems of every route above.

@@ -126,6 +126,8 @@ USAGE = "GRIDAUTH_USAGE"
 USAGE_FLUSH_INTERVAL = "GRIDAUTH_USAGE_FLUSH_INTERVAL"
 #: Days hourly usage counts are kept; older ones are purged by later flushes.
 USAGE_RETENTION_DAYS = "GRIDAUTH_USAGE_RETENTION_DAYS"
+#: Whether the blueprint answers ``GET /metrics`` (Prometheus text format; needs the ``[metrics]`` extra).
+METRICS = "GRIDAUTH_METRICS"
 
 #: Environments of API keys this server accepts; a key of any other is a 401 (a production server
 #: that takes no test keys: ``("live",)``).
@@ -200,6 +202,7 @@ DEFAULTS: dict[str, Any] = {
     USAGE: True,
     USAGE_FLUSH_INTERVAL: 5.0,
     USAGE_RETENTION_DAYS: 90,
+    METRICS: False,
 }
 
 

@@ -48,6 +48,7 @@ from .usage import UsageCounter
 if TYPE_CHECKING:
     from .credentials.jwt import JWTVerifier
     from .credentials.signature import SignatureVerifier
+    from .metrics import Metrics
     from .ratelimit import Precount, RateLimits
 
 logger = logging.getLogger("flask_gridauth")
@@ -129,6 +130,8 @@ class GridAuthState:
         self.ratelimit: RateLimits | None = _build_ratelimit(app, self.storage)
         #: A key's own settings: environments, address allowlist, quota, expiry warning.
         self.policy = KeyPolicy.from_config(cfg, self.storage)
+        #: This app's Prometheus metrics (``GRIDAUTH_METRICS``); ``None`` when off.
+        self.metrics: Metrics | None = _build_metrics(cfg.get(c.METRICS, False))
 
         #: Every credential kind this app accepts; the request hook asks it.
         self.verifiers = VerifierRegistry()
@@ -207,7 +210,10 @@ class GridAuthState:
     def before_request(self) -> None:
         """Authenticate the request and check its scopes, or raise the JSON error."""
         try:
-            self._authorize()
+            if self.metrics is None:
+                self._authorize()
+            else:
+                self.metrics.run(self._authorize, self.disabled_principal)
         except GridAuthError as exc:
             remember_error(exc)
             raise
@@ -349,6 +355,8 @@ class GridAuthState:
         logger.info("authentication failed: kind=%s reason=%s remote=%s", kind, reason, remote)
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         signals.authentication_failed.send(app, kind=kind, reason=reason, remote_addr=remote)
+        if self.metrics is not None:
+            self.metrics.failed(kind)
         if self.ratelimit is not None:
             self.ratelimit.record_failure(remote)  # 429 instead of the 401 once past the limit
 
@@ -403,6 +411,16 @@ def _build_ratelimit(app: Flask, storage: Storage) -> RateLimits | None:
     from .ratelimit import RateLimits
 
     return RateLimits.from_config(app.config, storage)
+
+
+def _build_metrics(enabled: object) -> Metrics | None:
+    if not isinstance(enabled, bool):
+        raise ConfigurationError("GRIDAUTH_METRICS must be True or False")
+    if not enabled:
+        return None
+    from .metrics import Metrics
+
+    return Metrics()
 
 
 def _enable_cache(storage: Storage, ttl: Any) -> None:

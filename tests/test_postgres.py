@@ -15,7 +15,7 @@ import pytest
 from flask_gridauth.cli import gridauth_cli
 from flask_gridauth.errors import ConfigurationError, StorageError
 from flask_gridauth.storage import postgres as pg
-from flask_gridauth.storage import storage_from_uri
+from flask_gridauth.storage import postgres_sessions, storage_from_uri
 from flask_gridauth.storage.postgres_schema import MIGRATIONS
 from flask_gridauth.testing import make_record
 
@@ -231,8 +231,8 @@ def test_processes_starting_together_migrate_once(postgres_uri: str) -> None:
 
 def test_replay_rows_purged_in_batches(postgres_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Expired replay-cache rows are deleted by a later claim, at most a batch at a time."""
-    monkeypatch.setattr(pg, "PURGE_EVERY", 10)
-    monkeypatch.setattr(pg, "PURGE_BATCH", 4)
+    monkeypatch.setattr(postgres_sessions, "PURGE_EVERY", 10)
+    monkeypatch.setattr(postgres_sessions, "PURGE_BATCH", 4)
     backend = storage_from_uri(postgres_uri)
     try:
         for i in range(6):

@@ -32,26 +32,28 @@ so an app starts while the database is down and answers 503 until it is back.
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
-import json
 import logging
 import math
 import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..activity import Actor, AuditEvent, UsageCount
 from ..errors import ConfigurationError, StorageError
-from ..records import REFILL_SECONDS, KeyRecord, Quota, utcnow
-from .base import KeyExistsError, QuotaUse, Storage, check_changes, from_epoch, quota_state, refill_now
+from ..records import REFILL_SECONDS, KeyRecord, utcnow
+from .base import KeyExistsError, QuotaUse, check_changes, from_epoch, refill_now
+from .postgres_activity import PostgresActivity
+from .postgres_records import _quota_columns, _record
 from .postgres_schema import apply_migrations, migration_sql, pending_versions
+from .postgres_sessions import PURGE_BATCH as PURGE_BATCH
+from .postgres_sessions import PURGE_EVERY as PURGE_EVERY
+from .postgres_sessions import PostgresSessions
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,8 +64,6 @@ logger = logging.getLogger("flask_gridauth")
 #: Seconds between two writes of gathered ``last_used_at`` refreshes.
 TOUCH_FLUSH_INTERVAL = 1.0
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-#: Claims between two purges of expired replay-cache rows, and the most rows one purge deletes.
-PURGE_EVERY, PURGE_BATCH = 1000, 5000
 # scopes and metadata come back as JSON text: a row is then a tuple of hashable values, and an
 # unchanged row is decoded once (see PostgresStorage.find), not parsed into a list and a dict each time.
 _COLUMNS = (
@@ -91,56 +91,6 @@ _SPEND_SQL = (
 MAX_CACHED_ROWS = 4096
 
 
-def _record(row: tuple[Any, ...]) -> KeyRecord:
-    return KeyRecord(
-        seq=row[0],
-        id=row[1],
-        lookup=row[2],
-        name=row[3],
-        type=row[4],
-        prefix=row[5],
-        scopes=tuple(json.loads(row[6])),
-        environment=row[7],
-        owner=row[8],
-        created_at=row[9],
-        expires_at=row[10],
-        revoked_at=row[11],
-        last_used_at=row[12],
-        metadata=json.loads(row[13]),
-        rate_limit=row[14],
-        public_key=row[15],
-        disabled_at=row[16],
-        allowed_ips=tuple(json.loads(row[17])) if row[17] else (),
-        canary=bool(row[18]),
-        quota=_quota(row),
-    )
-
-
-def _quota(row: tuple[Any, ...]) -> Quota | None:
-    if row[19] is None:
-        return None
-    full = len(row) > 22
-    return Quota(
-        int(row[19]),
-        None if row[20] is None else int(row[20]),
-        row[21],
-        remaining=int(row[22]) if full and row[22] is not None else None,
-        refilled_at=from_epoch(row[23]) if full else None,
-    )
-
-
-def _quota_columns(quota: Quota | None, since: datetime) -> dict[str, Any]:
-    """The quota columns of a new or re-set quota, counter included."""
-    remaining, refilled_at = quota_state(quota, since)
-    return {
-        "quota_limit": None if quota is None else quota.limit,
-        "quota_refill_amount": None if quota is None else quota.refill_amount,
-        "quota_refill_interval": None if quota is None else quota.refill_interval,
-        "quota_remaining": remaining,
-        "quota_refilled_at": refilled_at,
-    }
-
-
 def _flag(value: str, name: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
@@ -159,7 +109,7 @@ def _number(value: str, name: str, *, integer: bool) -> float:
     return number
 
 
-class PostgresStorage(Storage):
+class PostgresStorage(PostgresSessions, PostgresActivity):
     """Keys in PostgreSQL, shared by every process and host using the same database."""
 
     schemes = ("postgresql", "postgres")
@@ -519,65 +469,6 @@ class PostgresStorage(Storage):
                 self._pending = {**batch, **self._pending}
             raise
 
-    # -- dashboard sessions --------------------------------------------------
-
-    def add_session(self, session_id: str, subject: str, expires_at: datetime) -> None:
-        """Insert the session, deleting expired ones in the same statement's transaction."""
-        q = self._q
-        with self._conn() as conn, conn.transaction():
-            conn.execute(f"DELETE FROM {q}gridauth_sessions WHERE expires_at <= now()")  # noqa: S608
-            conn.execute(
-                f"INSERT INTO {q}gridauth_sessions (id, subject, expires_at) VALUES (%s, %s, %s)"  # noqa: S608
-                " ON CONFLICT (id) DO UPDATE SET subject = excluded.subject, expires_at = excluded.expires_at",
-                (session_id, subject, expires_at),
-            )
-
-    def session_subject(self, session_id: str) -> str | None:
-        """One primary-key SELECT."""
-        with self._conn() as conn:
-            row = conn.execute(
-                f"SELECT subject FROM {self._q}gridauth_sessions WHERE id = %s AND expires_at > now()",  # noqa: S608
-                (session_id,),
-                prepare=True,
-            ).fetchone()
-        return None if row is None else str(row[0])
-
-    def end_session(self, session_id: str) -> None:
-        """Delete the session's row."""
-        with self._conn() as conn:
-            conn.execute(f"DELETE FROM {self._q}gridauth_sessions WHERE id = %s", (session_id,))  # noqa: S608
-
-    def end_sessions(self, subject: str) -> int:
-        """Delete every row of ``subject``; how many were live."""
-        with self._conn() as conn:
-            rows = conn.execute(
-                f"DELETE FROM {self._q}gridauth_sessions WHERE subject = %s RETURNING expires_at > now()",  # noqa: S608
-                (subject,),
-            ).fetchall()
-        return sum(1 for (live,) in rows if live)
-
-    # -- the replay cache ----------------------------------------------------
-
-    def claim_once(self, token: str, ttl: float) -> bool:
-        """Insert ``token``; a live row is a conflict (a replay), an expired one is taken over."""
-        q = self._q
-        with self._conn() as conn:
-            self._claims += 1
-            if self._claims % PURGE_EVERY == 0:
-                conn.execute(
-                    f"DELETE FROM {q}gridauth_seen WHERE token IN (SELECT token FROM {q}gridauth_seen"  # noqa: S608
-                    " WHERE expires_at <= now() LIMIT %s)",
-                    (PURGE_BATCH,),
-                )
-            cur = conn.execute(
-                f"INSERT INTO {q}gridauth_seen AS s (token, expires_at)"  # noqa: S608
-                " VALUES (%s, now() + make_interval(secs => %s))"
-                " ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at WHERE s.expires_at <= now()",
-                (token, float(ttl)),
-                prepare=True,
-            )
-            return cur.rowcount == 1
-
     # -- health --------------------------------------------------------------
 
     def ping(self) -> None:
@@ -600,123 +491,3 @@ class PostgresStorage(Storage):
             pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():
             pool.close()
-
-    # -- audit log and usage -------------------------------------------------
-
-    def add_audit_event(self, event: AuditEvent) -> AuditEvent:
-        """Insert the event; its ``seq`` comes from the identity column."""
-        sql = (
-            f"INSERT INTO {self._q}gridauth_audit"  # noqa: S608 - fixed names
-            " (id, action, actor, target_id, owner, remote_addr, created_at, details)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq"
-        )
-        jsonb = self._jsonb
-        with self._conn() as conn:
-            row = conn.execute(
-                sql,
-                (
-                    event.id,
-                    event.action,
-                    jsonb(event.actor.to_dict()),
-                    event.target_id,
-                    event.owner,
-                    event.remote_addr,
-                    event.created_at,
-                    jsonb(dict(event.details)),
-                ),
-            ).fetchone()
-        if row is None:  # pragma: no cover - RETURNING always gives the row
-            raise StorageError("PostgreSQL storage failed: no seq returned for an audit event")
-        return dataclasses.replace(event, seq=int(row[0]))
-
-    def list_audit_events(
-        self,
-        owner: str | None,
-        *,
-        limit: int,
-        before_seq: int | None = None,
-        action: str | None = None,
-        target_id: str | None = None,
-    ) -> builtins.list[AuditEvent]:
-        """Events newest first, by ``seq``, filtered in SQL."""
-        clauses: builtins.list[str] = []
-        params: builtins.list[Any] = []
-        for column, value in (("owner", owner), ("action", action), ("target_id", target_id)):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        if before_seq is not None:
-            clauses.append("seq < %s")
-            params.append(before_seq)
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        columns = "seq, id, action, actor, target_id, owner, remote_addr, created_at, details"
-        sql = f"SELECT {columns} FROM {self._q}gridauth_audit{where} ORDER BY seq DESC LIMIT %s"  # noqa: S608
-        with self._conn() as conn:
-            rows = conn.execute(sql, (*params, limit)).fetchall()
-        return [
-            AuditEvent(
-                seq=int(seq),
-                id=event_id,
-                action=act,
-                actor=Actor(kind=who["kind"], id=who["id"], owner=who["owner"]),
-                target_id=target,
-                owner=own,
-                remote_addr=remote,
-                created_at=created,
-                details=details,
-            )
-            for seq, event_id, act, who, target, own, remote, created, details in rows
-        ]
-
-    def purge_audit_events(self, before: datetime, *, limit: int = 1000) -> int:
-        """Delete the oldest events created before ``before``, at most ``limit`` in one statement."""
-        q = self._q
-        sql = (
-            f"DELETE FROM {q}gridauth_audit WHERE seq IN (SELECT seq FROM {q}gridauth_audit"  # noqa: S608
-            " WHERE created_at < %s ORDER BY seq LIMIT %s)"
-        )
-        with self._conn() as conn:
-            return int(conn.execute(sql, (before, limit)).rowcount)
-
-    def add_usage(self, counts: Sequence[UsageCount]) -> None:
-        """Upsert every bucket in one transaction, adding to the stored counts (scopes merged per name)."""
-        if not counts:
-            return
-        sql = (
-            f"INSERT INTO {self._q}gridauth_usage AS u"  # noqa: S608 - fixed names
-            " (key_id, hour, allowed, forbidden, rate_limited, scopes) VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (key_id, hour) DO UPDATE SET allowed = u.allowed + excluded.allowed,"
-            " forbidden = u.forbidden + excluded.forbidden, rate_limited = u.rate_limited + excluded.rate_limited,"
-            " scopes = (SELECT coalesce(jsonb_object_agg(k, coalesce((u.scopes ->> k)::bigint, 0)"
-            " + coalesce((excluded.scopes ->> k)::bigint, 0)), '{}'::jsonb)"
-            " FROM jsonb_object_keys(u.scopes || excluded.scopes) AS k)"
-        )
-        # One order for every writer, so two processes flushing the same buckets never deadlock.
-        rows = sorted(
-            (c.key_id, c.hour, c.allowed, c.forbidden, c.rate_limited, self._jsonb(dict(c.scopes))) for c in counts
-        )
-        with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.executemany(sql, rows)
-
-    def list_usage(self, key_id: str, *, since_hour: int) -> builtins.list[UsageCount]:
-        """The key's buckets from ``since_hour``, oldest first."""
-        sql = (
-            f"SELECT hour, allowed, forbidden, rate_limited, scopes FROM {self._q}gridauth_usage"  # noqa: S608
-            " WHERE key_id = %s AND hour >= %s ORDER BY hour"
-        )
-        with self._conn() as conn:
-            rows = conn.execute(sql, (key_id, since_hour)).fetchall()
-        return [
-            UsageCount(key_id, int(h), int(a), int(f), int(r), {k: int(v) for k, v in s.items()})
-            for h, a, f, r, s in rows
-        ]
-
-    def purge_usage(self, before_hour: int, *, limit: int = 1000) -> int:
-        """Delete buckets of hours before ``before_hour``, at most ``limit`` in one statement."""
-        q = self._q
-        sql = (
-            f"DELETE FROM {q}gridauth_usage WHERE (key_id, hour) IN (SELECT key_id, hour FROM {q}gridauth_usage"  # noqa: S608
-            " WHERE hour < %s LIMIT %s)"
-        )
-        with self._conn() as conn:
-            return int(conn.execute(sql, (before_hour, limit)).rowcount)

@@ -405,6 +405,12 @@ class KeyManager:
         rate_limit = self.ceilings.apply(by, old.rate_limit, old.type)
         now = utcnow()
         raw_key = generate_key(self.key_prefix, check_environment(old.environment))
+        retire_at = now + timedelta(seconds=grace)
+        expires_at = retire_at if old.expires_at is None or old.expires_at > retire_at else None
+        # Claim first, atomically: of concurrent rotations of one key exactly one wins, and a key
+        # rotated before (still in its grace period) or revoked meanwhile cannot be rotated again.
+        if not self.storage.mark_rotated(old.id, expires_at=expires_at, rotated_at=now):
+            raise Conflict("This key was already rotated or revoked")
         new = KeyRecord(
             id=new_key_id(),
             name=old.name,
@@ -423,9 +429,6 @@ class KeyManager:
             quota=old.quota,
         )
         stored = self.storage.add(new)
-        retire_at = now + timedelta(seconds=grace)
-        if old.expires_at is None or old.expires_at > retire_at:
-            self.storage.update(old.id, {"expires_at": retire_at})
         logger.info("key rotated: id=%s new_id=%s prefix=%s grace=%ss", old.id, stored.id, stored.prefix, grace)
         _send(signals.key_rotated, key=stored, old_key=old)
         self._audit("key.rotated", old, by, new_key_id=stored.id, prefix=stored.prefix, grace_period=grace)

@@ -201,6 +201,40 @@ class StorageContract:
             t.join()
         assert results.count(True) == 1
 
+    def test_mark_rotated_concurrent_single_winner(self, storage: Storage) -> None:
+        """Of 20 threads claiming one key's rotation at once, exactly one wins; its grace expiry is stored."""
+        record = storage.add(make_record())
+        retire_at = (utcnow() + timedelta(seconds=60)).replace(microsecond=0)
+        results: list[bool] = []
+        barrier = threading.Barrier(20)
+
+        def claim() -> None:
+            barrier.wait()
+            results.append(storage.mark_rotated(record.id, expires_at=retire_at, rotated_at=utcnow()))
+
+        threads = [threading.Thread(target=claim) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(results) == 20 and results.count(True) == 1
+        found = storage.get(record.id)
+        assert found is not None and found.expires_at == retire_at and found.revoked_at is None
+        assert storage.mark_rotated(record.id, expires_at=None, rotated_at=utcnow()) is False
+
+    def test_mark_rotated_refuses_revoked_and_unknown_keys(self, storage: Storage) -> None:
+        """A revoked key or an unknown id cannot be claimed; other fields' updates keep the mark."""
+        revoked = storage.add(make_record())
+        storage.update(revoked.id, {"revoked_at": utcnow()})
+        assert storage.mark_rotated(revoked.id, expires_at=None, rotated_at=utcnow()) is False
+        assert storage.mark_rotated("key_missing", expires_at=None, rotated_at=utcnow()) is False
+        live = storage.add(make_record())
+        assert storage.mark_rotated(live.id, expires_at=None, rotated_at=utcnow()) is True
+        found = storage.get(live.id)
+        assert found is not None and found.expires_at == live.expires_at
+        storage.update(live.id, {"name": "renamed", "metadata": {"n": 1}})
+        assert storage.mark_rotated(live.id, expires_at=None, rotated_at=utcnow()) is False
+
     def test_concurrent_updates_lose_nothing(self, storage: Storage) -> None:
         """Updates of different fields racing from two threads all survive."""
         record = storage.add(make_record())

@@ -240,6 +240,15 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    def mark_rotated(self, key_id: str, *, expires_at: datetime | None, rotated_at: datetime) -> bool:
+        """Claim the rotation of a key exactly once, atomically across threads and processes.
+
+        Only if the key exists, is not revoked and was never rotated: record ``rotated_at`` as its
+        rotation mark and set its ``expires_at`` (its grace expiry; ``None`` leaves it as it is).
+        Whether this call won: of concurrent calls for one key at most one returns ``True``.
+        """
+
+    @abstractmethod
     def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:
         """Take ``cost`` units of ``record``'s quota atomically, across every process; ``None`` if it has none.
 

@@ -33,7 +33,7 @@ from ..records import KeyRecord
 from .base import KeyExistsError, from_epoch
 from .redis import COUNTER_SUFFIX, RedisStorage, _import_redis, split_uri
 from .redis_records import _dump, _load, _quota_counter
-from .redis_scripts import _CAS, _FIND_COUNT, _SPEND
+from .redis_scripts import _CAS, _FIND_COUNT, _ROTATE, _SPEND
 from .sentinel import parse_hosts
 
 _INDEX = """
@@ -90,6 +90,7 @@ class ClusterStorage(RedisStorage):
 
     def _bind(self, client: Any) -> None:
         self._cas = client.register_script(_CAS)
+        self._rotate = client.register_script(_ROTATE)
         self._find_count = client.register_script(_FIND_COUNT)
         self._index = client.register_script(_INDEX)
         self._spend = client.register_script(_SPEND)

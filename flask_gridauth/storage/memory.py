@@ -37,6 +37,8 @@ class MemoryStorage(Storage):
         # Key id -> [remaining, refilled_at (epoch seconds)] of its quota, apart from the record so
         # that spending never replaces the record object (which keeps the principal cache warm).
         self._quota: dict[str, list[float]] = {}
+        # Key id -> when its rotation was claimed (see mark_rotated).
+        self._rotated: dict[str, datetime] = {}
         self._events: list[AuditEvent] = []  # append order = seq order
         self._event_seq = 0
         # (key id, hour) -> ([allowed, forbidden, rate_limited], {scope: count})
@@ -105,6 +107,17 @@ class MemoryStorage(Storage):
                 updated = dataclasses.replace(updated, quota=bare_quota(updated.quota))
             self._by_id[key_id] = updated
             return self._with_quota(updated)
+
+    def mark_rotated(self, key_id: str, *, expires_at: datetime | None, rotated_at: datetime) -> bool:
+        """Check and set under the lock."""
+        with self._lock:
+            record = self._by_id.get(key_id)
+            if record is None or record.revoked_at is not None or key_id in self._rotated:
+                return False
+            self._rotated[key_id] = rotated_at
+            if expires_at is not None:
+                self._by_id[key_id] = dataclasses.replace(record, expires_at=expires_at)
+            return True
 
     def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:
         """Take ``cost`` units under the lock."""

@@ -367,6 +367,19 @@ class PostgresStorage(PostgresSessions, PostgresActivity):
         record = _record(row)
         return self._with_pending(record) if self._pending else record
 
+    def mark_rotated(self, key_id: str, *, expires_at: datetime | None, rotated_at: datetime) -> bool:
+        """One conditional ``UPDATE ... RETURNING``: the row lock lets exactly one claimer change the row."""
+        sql = (
+            f"UPDATE {self._q}gridauth_keys SET rotated_at = %s, expires_at = COALESCE(%s::timestamptz, expires_at),"  # noqa: S608
+            " version = version + 1 WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL RETURNING lookup"
+        )
+        with self._conn() as conn, conn.transaction():
+            row = conn.execute(sql, (rotated_at, expires_at, key_id)).fetchone()
+            if row is not None:
+                # Delivered at commit, to every process listening (their key caches drop this key).
+                conn.execute("SELECT pg_notify(%s, %s)", (self.channel, row[0]))
+        return row is not None
+
     def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:
         """One ``UPDATE ... RETURNING`` under the row's lock: refill and take, or take nothing."""
         with self._conn() as conn:

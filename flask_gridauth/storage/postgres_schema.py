@@ -106,6 +106,13 @@ CREATE TABLE {s}gridauth_usage (
 CREATE INDEX gridauth_usage_hour ON {s}gridauth_usage (hour);
 """,
     ),
+    (
+        5,
+        # The rotation mark, claimed once by mark_rotated (atomic rotation).
+        """
+ALTER TABLE {s}gridauth_keys ADD COLUMN rotated_at timestamptz;
+""",
+    ),
 )
 
 _VERSION_TABLE = (

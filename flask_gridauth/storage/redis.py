@@ -47,7 +47,7 @@ from ..records import KeyRecord, utcnow
 from .base import Counted, KeyExistsError, QuotaUse, check_changes, from_epoch
 from .redis_activity import RedisActivity
 from .redis_records import _dump, _load, _quota_counter
-from .redis_scripts import _ADD, _CAS, _FIND_COUNT, _GET, _LIST, _SPEND
+from .redis_scripts import _ADD, _CAS, _FIND_COUNT, _GET, _LIST, _ROTATE, _SPEND
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -141,6 +141,7 @@ class RedisStorage(RedisActivity):
         self._get = client.register_script(_GET)
         self._list = client.register_script(_LIST)
         self._cas = client.register_script(_CAS)
+        self._rotate = client.register_script(_ROTATE)
         self._find_count = client.register_script(_FIND_COUNT)
         self._spend = client.register_script(_SPEND)
 
@@ -333,6 +334,20 @@ class RedisStorage(RedisActivity):
             args = [pair[0], _dump(updated), *counter, self.key("changes"), record.lookup]
             if not changes or self._cas(keys=[self._rec_key(record.lookup)], args=args):
                 return updated
+        raise StorageError("Redis storage failed: too many concurrent updates of one key")
+
+    def mark_rotated(self, key_id: str, *, expires_at: datetime | None, rotated_at: datetime) -> bool:
+        """A script checks the mark and compare-and-sets ``d``; retried if another writer changed ``d``."""
+        for _ in range(_CAS_ATTEMPTS):
+            pair = self._read_by_id(key_id)
+            record = _load(pair)
+            if record is None or record.revoked_at is not None:
+                return False
+            updated = record if expires_at is None else dataclasses.replace(record, expires_at=expires_at)
+            args = [pair[0], _dump(updated), repr(rotated_at.timestamp()), self.key("changes"), record.lookup]
+            won = int(self._rotate(keys=[self._rec_key(record.lookup)], args=args))
+            if won >= 0:
+                return won == 1
         raise StorageError("Redis storage failed: too many concurrent updates of one key")
 
     def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:

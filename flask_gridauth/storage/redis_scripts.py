@@ -21,6 +21,7 @@ _ADD = load_script("add")
 _GET = load_script("get")
 _LIST = load_script("list")
 _CAS = load_script("cas")
+_ROTATE = load_script("rotate")
 
 #: ``spend(quota, key, now, cost)``, used by :data:`_SPEND` and :data:`_FIND_COUNT`.
 _SPEND_FUNCTION = (

@@ -366,6 +366,16 @@ class SQLiteStorage(SQLiteSessions, SQLiteActivity):
                 conn.execute(sql, (*values, key_id))
         return self.get(key_id)
 
+    def mark_rotated(self, key_id: str, *, expires_at: datetime | None, rotated_at: datetime) -> bool:
+        """One conditional ``UPDATE``: it changes a row only if nobody rotated or revoked the key first."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE gridauth_keys SET rotated_at = ?, expires_at = IFNULL(?, expires_at)"
+                " WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL",
+                (to_epoch(rotated_at), to_epoch(expires_at), key_id),
+            )
+            return cursor.rowcount == 1
+
     def spend_quota(self, record: KeyRecord, cost: int, now: datetime) -> QuotaUse | None:
         """One ``UPDATE ... RETURNING``: refill and take, or take nothing, atomically."""
         conn = self._conn

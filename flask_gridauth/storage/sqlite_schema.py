@@ -74,6 +74,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE gridauth_keys ADD COLUMN quota_remaining INTEGER",
         "ALTER TABLE gridauth_keys ADD COLUMN quota_refilled_at REAL",
     ),
+    # 2: the rotation mark, claimed once by mark_rotated (atomic rotation).
+    ("ALTER TABLE gridauth_keys ADD COLUMN rotated_at REAL",),
 )
 
 

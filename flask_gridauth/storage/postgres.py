@@ -114,7 +114,7 @@ class PostgresStorage(PostgresSessions, PostgresActivity):
 
     schemes = ("postgresql", "postgres")
     #: ``update`` notifies the changed lookup in its own transaction (delivered at commit).
-    pushes_own_changes = frozenset({"update"})
+    pushes_own_changes = frozenset({"update", "mark_rotated"})
 
     def __init__(self, uri: str, *, timeout: float = 2.0) -> None:
         try:

@@ -103,7 +103,7 @@ class RedisStorage(RedisActivity):
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "valkey", "valkeys")
     counts_in_lookup = True
     #: ``update`` publishes the changed lookup from its compare-and-set script, in the same write.
-    pushes_own_changes = frozenset({"update"})
+    pushes_own_changes = frozenset({"update", "mark_rotated"})
     #: The server run (INFO ``run_id``) this process last connected to, and when it started
     #: (see :meth:`started_at`); set by :meth:`_on_connect`, on clients built with it.
     _run_id: str | None = None

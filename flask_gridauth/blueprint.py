@@ -22,7 +22,7 @@ from .cursors import make_cursor, read_cursor
 from .errors import InvalidRequest, PayloadTooLarge, StorageError, Unavailable, error_body
 from .extension import get_state
 from .leaks import register_routes as register_leak_routes
-from .metrics import register_metrics_route
+from .metrics_route import register_metrics_route
 from .openapi import DEFAULT_SERVER, describe, openapi_document
 from .principal import Principal, current_principal, scope_owner
 from .records import KeyRecord

@@ -13,13 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, g
-from flask.blueprints import BlueprintSetupState
+from flask import g
 
-from .errors import ConfigurationError, GridAuthError, NotFound, RateLimited, Unavailable
-from .openapi import describe
+from .errors import ConfigurationError, GridAuthError, RateLimited, Unavailable
 from .principal import G_ATTR, Principal
-from .scopes import require_manage_scope
 
 #: Where the request hook leaves the kind of a credential that failed (only when metrics are on).
 FAILED_KIND_ATTR = "_gridauth_failed_kind"
@@ -102,36 +99,3 @@ class Metrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
-
-
-def _metrics_view() -> Response:
-    """This app's metrics in the Prometheus text format (404 unless ``GRIDAUTH_METRICS``)."""
-    from .extension import get_state
-
-    metrics = get_state().metrics
-    if metrics is None:
-        raise NotFound()
-    return Response(metrics.exposition(), content_type=CONTENT_TYPE)
-
-
-metrics_view = describe(
-    summary="This app's metrics, Prometheus text format",
-    ok=(200, "", "Counters and histogram in the Prometheus text format (`text/plain`)."),
-)(require_manage_scope(_metrics_view))
-
-
-def register_metrics_route(blueprint: Blueprint) -> None:
-    """Add ``GET /metrics`` to ``blueprint`` in the apps that set ``GRIDAUTH_METRICS`` before registering it.
-
-    Elsewhere the path goes to the blueprint's fallback (a JSON 404), not in the OpenAPI document.
-    """
-    from .responses import FALLBACK_METHODS, _unmatched
-
-    def add(state: BlueprintSetupState) -> None:
-        if state.app.config.get("GRIDAUTH_METRICS") is True:
-            state.add_url_rule("/metrics", endpoint="metrics", view_func=metrics_view, methods=["GET"])
-        else:
-            methods = list(FALLBACK_METHODS)
-            state.add_url_rule("/metrics", "_unmatched", _unmatched, methods=methods, provide_automatic_options=False)
-
-    blueprint.record(add)

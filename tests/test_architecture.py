@@ -29,13 +29,14 @@ LAYERS: dict[str, int] = {
     "counters": CREDENTIALS,
     "limiter": CREDENTIALS,
     # service: the one place keys change, and what it records
-    **dict.fromkeys(["management", "ceilings", "audit", "usage"], SERVICE),
+    **dict.fromkeys(["management", "ceilings", "audit", "usage", "metrics"], SERVICE),
     # the extension: per-app state and the request hook
     **dict.fromkeys(["state", "extension"], EXTENSION),
     # web: translate HTTP, HTML and the shell into service calls
     **dict.fromkeys(
         [
             "blueprint", "activity_routes", "leaks", "secret_scanning", "openapi", "cursors", "dashboard",
+            "metrics_route",
             "cli", "cli_audit", "cli_common", "cli_keygen",
         ],
         WEB,

@@ -185,3 +185,60 @@ def test_memory_has_no_cache(tmp_path: Any, caplog: pytest.LogCaptureFixture) ->
     """memory:// needs no cache: the setting is ignored with a warning naming the backend."""
     build_app(str(tmp_path), GRIDAUTH_CACHE_TTL=5)
     assert "MemoryStorage cannot push changes" in caplog.text
+
+
+def _memory_with_cache() -> tuple[Storage, KeyCache]:
+    """A memory store with a live key cache put in by hand: no listener, so no push can race the test."""
+    storage = storage_from_uri("memory://")
+    cache = KeyCache(30, live=True)
+    storage._key_cache = cache
+    return storage, cache
+
+
+def test_use_recorded_after_a_revocation_does_not_bring_the_key_back() -> None:
+    """A request that found a key before its revocation records its use after: the cache keeps the revocation."""
+    storage, _ = _memory_with_cache()
+    record = storage.add(make_record())
+    found = storage.find(record.lookup)  # request A finds the key (it is cached)
+    assert found is not None and found.revoked_at is None
+    storage.update(record.id, {"revoked_at": utcnow()})  # revoked meanwhile: the cache was emptied
+    again = storage.find(record.lookup)  # request B reads the revoked key: cached
+    assert again is not None and again.revoked_at is not None
+    storage.touch(found, utcnow())  # request A records its use with the record it read before
+    after = storage.find(record.lookup)
+    assert after is not None and after.revoked_at is not None, "a stale record replaced the revoked one"
+
+
+class _RacingEntries(dict[str, Any]):
+    """The cache's entries, with a pushed eviction landing right after ``used`` read one, if anything lets it."""
+
+    def __init__(self, cache: KeyCache, lookup: str) -> None:
+        super().__init__()
+        self.cache, self.lookup, self.armed, self.landed = cache, lookup, False, False
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = super().get(key, default)
+        if self.armed and key == self.lookup:
+            self.armed = False
+            # The listener thread evicts under the cache's lock: it gets in now only if the reader does not
+            # hold it (else it waits, and lands after the write).
+            if not self.cache._lock.locked():
+                self.cache.evict(self.lookup)
+                self.landed = True
+        return value
+
+
+def test_eviction_between_read_and_write_of_a_use_is_not_undone() -> None:
+    """An eviction pushed while ``used`` refreshes the entry is never overwritten by the refresh."""
+    storage, cache = _memory_with_cache()
+    record = storage.add(make_record())
+    found = storage.find(record.lookup)
+    assert found is not None
+    entries = _RacingEntries(cache, record.lookup)
+    entries.update(cache._entries)
+    cache._entries = entries
+    entries.armed = True
+    storage.touch(found, utcnow())
+    if not entries.landed:  # kept out while the entry was refreshed: it lands now
+        cache.evict(record.lookup)
+    assert cache.get(record.lookup) is None, "the refresh put back an entry an eviction had removed"

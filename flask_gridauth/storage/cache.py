@@ -12,6 +12,7 @@ used longer than ``ttl`` seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -76,10 +77,18 @@ class KeyCache:
             self._entries[lookup] = (self.clock() + self.ttl, record)
 
     def used(self, lookup: str, record: KeyRecord) -> None:
-        """Replace a cached record by the same key with a newer ``last_used_at`` (keeps its expiry)."""
-        entry = self._entries.get(lookup)
-        if entry is not None:
-            self._entries[lookup] = (entry[0], record)
+        """Show a recorded use in the cached entry: ``record`` is the key as read, with its new ``last_used_at``.
+
+        The entry (keeping its expiry) is replaced only while it holds the same
+        key in every other field. A request may record its use after a revocation
+        emptied the entry and another request cached the revoked key: its older
+        record must not replace that (nor refill an emptied entry). Under the
+        lock, so an eviction cannot land between the read and the write.
+        """
+        with self._lock:
+            entry = self._entries.get(lookup)
+            if entry is not None and dataclasses.replace(entry[1], last_used_at=record.last_used_at) == record:
+                self._entries[lookup] = (entry[0], record)
 
     def evict(self, lookup: str) -> None:
         """Forget one key (a change pushed by another process); :data:`EVERY_KEY` forgets them all."""

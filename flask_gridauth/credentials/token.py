@@ -6,29 +6,23 @@ the token file, else a new token (printed once). ``GRIDAUTH_TOKEN_PERSIST =
 False`` makes a new one on every start and never writes it.
 
 Several workers starting at once must agree on one token. In our own token
-file a generated token is written to a private temporary file and hard-linked
-into place: the link either succeeds whole or fails because another worker
-won, whose file is then read. Inside an app's settings file
-(``GRIDAUTH_TOKEN_FILE_KEY``) the workers take turns under a lock on the
-file's folder, and the file is replaced atomically. Nobody ever reads a
-half-written file.
+file a generated token is hard-linked into place: the link either succeeds
+whole or fails because another worker won, whose file is then read. Inside an
+app's settings file (``GRIDAUTH_TOKEN_FILE_KEY``) the workers take turns under
+a lock on the file's folder. How the files are written and read is
+:mod:`.token_file`'s part.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import hmac
-import json
 import logging
 import os
 import re
 import secrets
-import stat
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +30,7 @@ from .. import config as c
 from ..errors import ConfigurationError, Unauthorized
 from ..principal import Principal
 from .parse import MAX_CREDENTIAL_LENGTH, classify_token
+from .token_file import find_at, folder_lock, load_settings, read_token_file, store_at, write_json, write_token_file
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -200,10 +195,10 @@ def resolve_token(settings: TokenSettings) -> str | None:
     if settings.file_key is not None:
         return _from_settings_file(settings)
     if os.path.exists(settings.file):
-        return _read(settings.file, settings.key_prefix)
+        return _read(settings)
     token = settings.new_token()
     if not write_token_file(settings.file, token, replace=False):
-        return _read(settings.file, settings.key_prefix)  # another worker won the race: use its token
+        return _read(settings)  # another worker won the race: use its token
     settings.announce(token)
     return token
 
@@ -247,10 +242,10 @@ def rotate_token(settings: TokenSettings) -> str:
     settings.check_rotatable()
     token = settings.new_token()
     if settings.file_key is not None:
-        with _folder_lock(settings.file):
-            data = _load_settings(settings.file)
-            _store_at(data, settings.file_key, token, settings.file)
-            _write_json(settings.file, data)
+        with folder_lock(settings.file):
+            data = load_settings(settings.file)
+            store_at(data, settings.file_key, token, settings.file)
+            write_json(settings.file, data)
     else:
         write_token_file(settings.file, token, replace=True)
     return token
@@ -268,135 +263,12 @@ def verify_token(token: str, digest: bytes, principal: Principal) -> Principal:
     return principal
 
 
-# -- files -------------------------------------------------------------------
+# -- files (written and read by token_file.py) ------------------------------
 
 
-def _warn_if_shared(fd: int, path: str) -> None:
-    mode = stat.S_IMODE(os.fstat(fd).st_mode)
-    if mode & 0o077:
-        logger.warning(
-            "the token file %s has mode %04o: group or others may read the bootstrap token; chmod 600 it", path, mode
-        )
-
-
-def _read(path: str, key_prefix: str) -> str:
-    # A writer that could not hard-link (see write_token_file) may still be writing: retry briefly.
-    for _ in range(50):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data: Any = json.load(fh)
-                token = data["token"]
-                _warn_if_shared(fh.fileno(), path)
-        except (ValueError, KeyError, TypeError):
-            time.sleep(0.02)
-            continue
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the token file {path}: {exc.strerror}") from None
-        return validate_token(token, f"the token file {path}", key_prefix)
-    raise ConfigurationError(f"the token file {path} is not valid: delete it to generate a new token")
-
-
-def write_token_file(path: str, token: str, *, replace: bool) -> bool:
-    """Write ``token`` to ``path`` with mode 0600; without ``replace``, ``False`` if it exists."""
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"token": token, "created_at": int(time.time())}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if replace:
-            os.replace(tmp, path)
-            return True
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write the token file {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-@contextlib.contextmanager
-def _folder_lock(path: str) -> Iterator[None]:
-    """An exclusive lock on the folder of ``path``: one worker at a time reads, generates and writes.
-
-    The folder, not the file, is locked: the file is replaced by a new inode on
-    every write, and a lock file beside an app's settings would be litter.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot open the folder of the token file {path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _load_settings(path: str) -> dict[str, Any]:
-    """The JSON object in ``path``; ``{}`` if there is no file. Never half-read: writers replace it whole."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data: Any = json.load(fh)
-            _warn_if_shared(fh.fileno(), path)
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read the token file {path}: {exc.strerror}") from None
-    except ValueError:
-        raise ConfigurationError(f"the token file {path} is not valid JSON: fix it by hand") from None
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"the token file {path} must hold a JSON object")
-    return data
-
-
-def _find(data: dict[str, Any], file_key: tuple[str, ...], path: str) -> object:
-    node: Any = data
-    for i, part in enumerate(file_key):
-        if not isinstance(node, dict):
-            raise ConfigurationError(f"{'.'.join(file_key[:i])} in the token file {path} is not a JSON object")
-        node = node.get(part)
-        if node is None:
-            return None
-    return node
-
-
-def _store_at(data: dict[str, Any], file_key: tuple[str, ...], token: str, path: str) -> None:
-    node = data
-    for i, part in enumerate(file_key[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigurationError(f"{'.'.join(file_key[: i + 1])} in the token file {path} is not a JSON object")
-        node = child
-    node[file_key[-1]] = token
-
-
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically by ``data``, mode 0600, fsynced."""
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write the token file {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+def _read(settings: TokenSettings) -> str:
+    """The token in our own token file, checked like a configured one."""
+    return validate_token(read_token_file(settings.file), f"the token file {settings.file}", settings.key_prefix)
 
 
 def _from_settings_file(settings: TokenSettings) -> str:
@@ -404,13 +276,13 @@ def _from_settings_file(settings: TokenSettings) -> str:
     assert settings.file_key is not None  # noqa: S101 - the caller checked
     path, file_key = settings.file, settings.file_key
     source = f"{'.'.join(file_key)} in the token file {path}"
-    with _folder_lock(path):
-        data = _load_settings(path)
-        found = _find(data, file_key, path)
+    with folder_lock(path):
+        data = load_settings(path)
+        found = find_at(data, file_key, path)
         if found is not None and found != "":
             return validate_token(found, source, settings.key_prefix)
         token = settings.new_token()
-        _store_at(data, file_key, token, path)
-        _write_json(path, data)
+        store_at(data, file_key, token, path)
+        write_json(path, data)
     settings.announce(token)
     return token

@@ -14,7 +14,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         [
             "errors", "records", "keys", "wire", "client", "config", "signals", "context", "scopes",
-            "principal", "schema", "schema_fields", "keyfetch", "activity", "responses", "strict_json",
+            "principal", "schema", "schema_fields", "schema_table", "keyfetch", "activity", "responses", "strict_json",
         ],
         CORE,
     ),

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from flask_gridauth.records import utcnow
 from flask_gridauth.storage import Storage, storage_from_uri
+from flask_gridauth.storage.cache import KeyCache
 from flask_gridauth.testing import StorageContract, make_record
 
 from .conftest import bearer, build_app, create_key
@@ -191,3 +193,78 @@ def test_cluster_as_counter_storage(cluster_ports: list[int], tmp_path: Path, st
     _, raw = create_key(app)
     client = app.test_client()
     assert [client.get("/items", headers=bearer(raw)).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def _cached_pair(ports: list[int]) -> tuple[Storage, Storage, KeyCache]:
+    """A cached handle and a plain one on one fresh prefix of the cluster, the cache's channel up."""
+    uri = cluster_uri(ports)
+    cached, plain = storage_from_uri(uri), storage_from_uri(uri)
+    assert cached.enable_cache(30.0)
+    cache = cached._key_cache
+    assert cache is not None
+    cached.find("0" * 64)  # the first look-up starts the listener
+    wait_for(lambda: cache.live, "the cluster change feed")
+    return cached, plain, cache
+
+
+def test_cluster_cache_hits_and_pushed_changes(cluster_ports: list[int]) -> None:
+    """On a cluster, found keys are cached; an update (published by its script) and a pushed write reach it."""
+    cached, plain, cache = _cached_pair(cluster_ports)
+    try:
+        record = plain.add(make_record())
+        first = cached.find(record.lookup)
+        assert first == record
+        hits = cache.hits
+        assert cached.find(record.lookup) is first and cache.hits == hits + 1
+        revoked = utcnow().replace(microsecond=0)
+        plain.update(record.id, {"revoked_at": revoked})  # PUBLISH from inside the compare-and-set script
+        wait_for(lambda: (r := cached.find(record.lookup)) is not None and r.revoked_at == revoked, "the revocation")
+        other = plain.add(make_record())
+        assert cached.find(other.lookup) == other
+        pushed = cache.pushed
+        plain._push_change()  # what every write without a push of its own sends: every key dropped
+        wait_for(lambda: cache.pushed > pushed, "the pushed change")
+        assert cache.get(other.lookup) is None
+    finally:
+        cached.close()
+        plain.close()
+
+
+def test_cluster_cache_channel_down_empties_and_recovers(cluster_ports: list[int]) -> None:
+    """When the subscription's node drops it, the cache empties and stays off; back, it serves what is current."""
+    cached, plain, cache = _cached_pair(cluster_ports)
+    try:
+        record = plain.add(make_record())
+        assert cached.find(record.lookup) == record
+        generation = cache.generation
+        for port in cluster_ports:  # whichever node the subscription is on
+            node = redis.Redis(host=HOST, port=port)
+            node.client_kill_filter(_type="pubsub")
+            node.close()
+        wait_for(lambda: cache.generation > generation, "the cache to be emptied")
+        plain.update(record.id, {"name": "changed while the channel was down"})  # its push may be lost
+        wait_for(lambda: cache.live, "the change feed to come back")
+        found = cached.find(record.lookup)
+        assert found is not None and found.name == "changed while the channel was down"
+    finally:
+        cached.close()
+        plain.close()
+
+
+def test_cluster_cache_revocation_reaches_other_app(cluster_ports: list[int], tmp_path: Path) -> None:
+    """With GRIDAUTH_CACHE_TTL on redis+cluster://, a key revoked by another app is refused there."""
+    uri = cluster_uri(cluster_ports)
+    serving = build_app(str(tmp_path / "a"), GRIDAUTH_STORAGE_URI=uri, GRIDAUTH_CACHE_TTL=60)
+    managing = build_app(str(tmp_path / "b"), GRIDAUTH_STORAGE_URI=uri)
+    record, raw = create_key(managing)
+    client = serving.test_client()
+    cache = serving.extensions["gridauth"].storage._key_cache
+    assert cache is not None, "the cluster backend refused the cache"
+    assert client.get("/items", headers=bearer(raw)).status_code == 200
+    wait_for(lambda: cache.live, "the cluster change feed")
+    assert client.get("/items", headers=bearer(raw)).status_code == 200
+    assert client.get("/items", headers=bearer(raw)).status_code == 200
+    assert cache.hits >= 1
+    with managing.app_context():
+        managing.extensions["gridauth"].keys.revoke(record.id)
+    wait_for(lambda: client.get("/items", headers=bearer(raw)).status_code == 401, "the revocation", deadline=5)

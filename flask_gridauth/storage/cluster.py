@@ -14,6 +14,14 @@ Layout (``{...}`` is a hash tag: every key with the same tag is in one slot):
 - ``<p>:seen:<token>``: the replay cache, one key each (``SET NX PX``);
 - ``{<p>}:audit:...`` and ``{<p>}:usage:...``: the audit log and usage counts, in the indexes' slot.
 
+The key cache (``GRIDAUTH_CACHE_TTL``) works as on one server: a change is
+published on ``<p>:changes`` with plain ``PUBLISH`` (from inside the
+compare-and-set scripts, or after the write), which the cluster bus carries to
+every node, and each process subscribes on one node. Sharded pub/sub
+(``SPUBLISH``) is not used: a script may only publish to a channel in its own
+key's slot, so a process would have to subscribe on every shard, and redis-py
+reads several shard connections in turn rather than waiting on all at once.
+
 A key is added in three steps (a ``seq`` from the counter, the record with
 ``HSETNX``, which refuses a taken lookup, then the indexes in one script), so
 for a moment a new key can be found before it is listed. The client is built
@@ -67,6 +75,9 @@ class ClusterStorage(RedisStorage):
         self._no_script: type[Exception] = self._redis_module.exceptions.NoScriptError
         self._records: dict[tuple[bytes, bytes | None], KeyRecord] = {}
         self._connect_lock = threading.Lock()
+        self._listening = 0
+        self._listener: threading.Thread | None = None
+        self._listen_lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         # Only reached while an attribute is missing: the client and its scripts, before first use.
@@ -154,10 +165,6 @@ class ClusterStorage(RedisStorage):
         """As on one server, with the key's counters tagged into its record's slot."""
         return super().find_counted(lookup, counter_prefix=f"{counter_prefix}{{{lookup}}}:", **kwargs)
 
-    def enable_cache(self, ttl: float) -> bool:
-        """No key cache on a cluster yet: every look-up is one round trip to the key's node."""
-        return False
-
     def shared_counters(self) -> Any:
         """``limits``' cluster storage under ``<prefix>:ratelimit``, built on its first use."""
         from .cluster_counters import lazy_cluster_counters
@@ -167,7 +174,8 @@ class ClusterStorage(RedisStorage):
         return counters, f"{self.prefix}{COUNTER_SUFFIX}:"
 
     def close(self) -> None:
-        """Close the cluster client (a later call builds a new one)."""
+        """Stop the change listener, if any, and close the cluster client (a later call builds a new one)."""
+        self._stop_listener()
         client = self.__dict__.pop("client", None)
         if client is not None:
             client.close()

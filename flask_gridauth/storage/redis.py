@@ -187,9 +187,12 @@ class RedisStorage(RedisActivity):
         """Subscribe to the change channel; while the subscription is down the cache is off (empty)."""
         cache, pid = self._key_cache, os.getpid()
         channel = self.key("changes").encode()
+        # The driver's errors (a cluster's too), and ValueError: a socket closed under the reader.
+        failures: tuple[type[BaseException], ...] = (*self.driver_errors, OSError, ValueError)
         while cache is not None and self._listening == pid:
-            pubsub = self.client.pubsub()
+            pubsub = None
             try:
+                pubsub = self.client.pubsub()  # on a cluster, building the client may fail already
                 pubsub.subscribe(channel)
                 while self._listening == pid:
                     message = pubsub.get_message(timeout=0.5)
@@ -199,10 +202,11 @@ class RedisStorage(RedisActivity):
                         cache.set_live(True)
                     elif message["type"] == "message":
                         cache.evict(message["data"].decode())
-            except (self._redis_module.RedisError, OSError, ValueError) as exc:  # ValueError: a socket closed under it
+            except failures as exc:
                 logger.warning("key cache off: the Redis change feed failed (%s); reconnecting", type(exc).__name__)
             finally:
-                pubsub.close()
+                if pubsub is not None:
+                    pubsub.close()
             cache.set_live(False)
             if self._listening == pid:
                 time.sleep(0.2)

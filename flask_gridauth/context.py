@@ -1,7 +1,10 @@
-"""What a request carries on ``flask.g`` for the extension: its principal and the error it met.
+"""What a request carries on ``flask.g`` for the extension: its principal, its windows, the error it met.
 
 One module names these attributes so that the request hook, the decorators and
-the error rendering share them without importing each other.
+the error rendering share them without importing each other. The request hook
+(:mod:`flask_gridauth.state`) is the only writer of the principal and of what
+the limits and the quota decided; the steps it calls (verifiers, rate limits,
+key policy) take and return values and touch none of these.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ E = TypeVar("E", bound="GridAuthError")
 G_PRINCIPAL = "_gridauth_principal"
 #: Attribute of ``flask.g``: the error of ours this request met, whose headers every response owes.
 G_ERROR = "_gridauth_error"
+#: Attribute of ``flask.g``: the rate-limit window (``Stats``) the response's ``X-RateLimit-*`` headers show.
+G_RATELIMIT = "_gridauth_ratelimit"
+#: Attribute of ``flask.g``: what the key's quota paid for this request (``QuotaUse``), for ``X-Quota-*``.
+G_QUOTA = "_gridauth_quota"
 
 
 def remember_error(exc: E) -> E:

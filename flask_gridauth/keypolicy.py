@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Response, current_app, g, has_request_context, request
+from flask import Response, current_app, has_request_context, request
 from werkzeug.http import http_date
 
 from . import config as c
@@ -47,8 +47,6 @@ R = TypeVar("R")
 
 #: Mark on a view: the quota units one request to it uses (see :func:`cost`).
 COST_ATTR = "_gridauth_cost"
-#: Attribute of ``flask.g``: ``(key id, QuotaUse)`` of this request's quota, for the headers.
-G_QUOTA = "_gridauth_quota"
 #: Most CIDRs an ``allowed_ips`` list holds.
 #: Most key ids one process remembers as already warned about (then it starts over).
 MAX_WARNED = 100_000
@@ -209,28 +207,24 @@ class KeyPolicy:
         self._script_costs[endpoint] = units
         return units
 
-    def spend(self, principal: Principal, endpoint: str | None) -> None:
-        """Pay for the request from the key's quota; 429 ``quota_exceeded`` when too little is left."""
+    def spend(self, principal: Principal, endpoint: str | None, paid: QuotaUse | None = None) -> QuotaUse | None:
+        """Pay for the request from the key's quota: what is left (``allowed`` false when too little was).
+
+        ``paid`` is what the key look-up already paid (one round trip), passed
+        on as it is. ``None`` for a key without a quota. A refused payment's
+        429 is :meth:`exceeded`.
+        """
         record = principal.key
         if record is None or record.quota is None:
-            return
-        use: QuotaUse | None
-        counted = g.pop(G_QUOTA, None)
-        if counted is not None and counted[0] == record.id:
-            use = counted[1]  # the Redis key look-up already spent it (one round trip)
-        else:
-            units = self.cost_of(endpoint)
-            use = self.storage.spend_quota(record, units, utcnow()) if units else self.peek(record)
-        if use is None:
-            return  # the quota was removed meanwhile: nothing to pay
-        setattr(g, G_QUOTA, (record.id, use))
-        if not use.allowed:
-            raise QuotaExceeded(headers=self._quota_headers(record, use))
+            return None
+        if paid is not None:
+            return paid
+        units = self.cost_of(endpoint)
+        return self.storage.spend_quota(record, units, utcnow()) if units else self.peek(record)
 
-    def note_spent(self, principal: Principal, use: QuotaUse) -> None:
-        """Keep what the Redis key look-up paid from the quota, for :meth:`spend` to use instead of paying."""
-        if principal.key is not None:
-            setattr(g, G_QUOTA, (principal.key.id, use))
+    def exceeded(self, principal: Principal, use: QuotaUse) -> QuotaExceeded:
+        """The 429 ``quota_exceeded`` for a payment :meth:`spend` refused, with the quota headers."""
+        return QuotaExceeded(headers=self._quota_headers(principal.key, use))
 
     def peek(self, record: KeyRecord) -> QuotaUse | None:
         """What is left of the key's quota, taking nothing (for the headers of a free or refused request)."""
@@ -240,30 +234,27 @@ class KeyPolicy:
         remaining = current.quota.available()
         return None if remaining is None else QuotaUse(True, remaining)
 
-    def note_refused(self, principal: Principal) -> None:
-        """A rate limit refused the request before the quota was asked: still show what is left."""
+    def note_refused(self, principal: Principal, paid: QuotaUse | None = None) -> QuotaUse | None:
+        """A rate limit refused the request before the quota was asked: what is left, for the headers."""
         record = principal.key
-        if record is None or record.quota is None or g.get(G_QUOTA) is not None:
-            return
-        use = self.peek(record)
-        if use is not None:
-            setattr(g, G_QUOTA, (record.id, use))
+        if record is None or record.quota is None:
+            return None
+        return paid if paid is not None else self.peek(record)
 
     @staticmethod
-    def _quota_headers(record: KeyRecord, use: QuotaUse) -> dict[str, str]:
-        limit = record.quota.limit if record.quota is not None else 0
+    def _quota_headers(record: KeyRecord | None, use: QuotaUse) -> dict[str, str]:
+        limit = record.quota.limit if record is not None and record.quota is not None else 0
         return {HEADER_QUOTA_LIMIT: str(limit), HEADER_QUOTA_REMAINING: str(max(0, use.remaining))}
 
     # -- the response --------------------------------------------------------
 
-    def add_headers(self, response: Response, principal: Principal | None) -> None:
-        """``X-Quota-*`` for a key with a quota; ``Sunset`` for one that expires soon."""
+    def add_headers(self, response: Response, principal: Principal | None, quota: QuotaUse | None = None) -> None:
+        """``X-Quota-*`` for a key with a quota (``quota``: what this request paid); ``Sunset`` if it expires soon."""
         record = principal.key if principal is not None else None
         if record is None:
             return
-        spent = g.get(G_QUOTA)
-        if spent is not None and record.quota is not None and spent[0] == record.id:
-            response.headers.update(self._quota_headers(record, spent[1]))
+        if quota is not None and record.quota is not None:
+            response.headers.update(self._quota_headers(record, quota))
         expires = record.expires_at
         if expires is not None and self.expiry_warning and expires - utcnow() <= self.expiry_warning:
             response.headers["Sunset"] = http_date(expires)

@@ -13,7 +13,7 @@ from . import config as c
 from . import responses, signals
 from .audit import AuditLog
 from .ceilings import RateCeilings
-from .context import remember_error
+from .context import G_QUOTA, G_RATELIMIT, remember_error
 from .credentials.api_key import verify_api_key_counted
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
 from .credentials.registry import (
@@ -32,7 +32,6 @@ from .errors import (
     ConfigurationError,
     Forbidden,
     GridAuthError,
-    RateLimited,
     StorageError,
     Unauthorized,
     Unavailable,
@@ -43,6 +42,7 @@ from .management import KeyManager
 from .principal import G_ATTR, Principal
 from .scopes import check_kind, expand_scopes, is_valid_scope, view_kinds, view_requirement
 from .storage import Storage, storage_from_uri
+from .storage.base import QuotaUse
 from .usage import UsageCounter
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .credentials.signature import SignatureVerifier
     from .metrics import Metrics
     from .ratelimit import Precount, RateLimits
+    from .ratelimit_items import Stats
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -59,7 +60,10 @@ R = TypeVar("R")
 #: What a route needs: ``None`` when public, else ``(all of these scopes, any of these, kinds or None)``.
 
 Requirement = tuple[tuple[str, ...], tuple[str, ...], frozenset[str] | None] | None
+#: What a key look-up that also counts did besides finding: the rate-limit counts and the quota paid.
+Counted = tuple[list[tuple[int, int]] | None, QuotaUse | None]
 _UNKNOWN: Any = object()
+_NOT_COUNTED: Counted = (None, None)
 
 
 class ExtensionHooks(Protocol):
@@ -235,20 +239,27 @@ class GridAuthState:
             needs = self.requirement(endpoint, method)
         if needs is None:
             return
-        principal = self.authenticate(req)
+        principal, (counts, paid) = self._authenticate(req)
         setattr(g, G_ATTR, principal)
         policy = self.policy
         if principal.key is not None:
             policy.check_address(principal, req.remote_addr)  # before anything is counted
         if self.ratelimit is not None:
             # Counted before the scope check: a 403 is a request too, and carries the headers.
-            try:
-                self.ratelimit.hit(principal, endpoint)
-            except RateLimited:
-                policy.note_refused(principal)
-                raise
+            decision = self.ratelimit.hit(principal, endpoint, counts)
+            if decision is not None:
+                setattr(g, G_RATELIMIT, decision.stats)
+                if decision.exceeded:
+                    refused = policy.note_refused(principal, paid)
+                    if refused is not None:
+                        setattr(g, G_QUOTA, refused)
+                    raise decision.error()
         if principal.key is not None:
-            policy.spend(principal, endpoint)  # after the rate limits: a refused request costs nothing
+            use = policy.spend(principal, endpoint, paid)  # after the rate limits: a refused request costs nothing
+            if use is not None:
+                setattr(g, G_QUOTA, use)
+                if not use.allowed:
+                    raise policy.exceeded(principal, use)
         required_all, required_any, kinds = needs
         if kinds is not None:
             check_kind(principal, kinds)
@@ -264,18 +275,23 @@ class GridAuthState:
             raise Forbidden.missing(required_any)
 
     def after_request(self, response: Response) -> Response:
-        """Add the rate-limit headers of a limited credential and the headers an error owes."""
-        if self.ratelimit is not None:
-            self.ratelimit.add_headers(response)
+        """Add the rate-limit and quota headers of a limited credential and the headers an error owes."""
+        stats: Stats | None = g.get(G_RATELIMIT)
+        if stats is not None:
+            response.headers.update(stats.headers())  # on every response to a limited credential, the 429 too
         principal = g.get(G_ATTR)
         if principal is not None and principal.key is not None:
-            self.policy.add_headers(response, principal)
+            self.policy.add_headers(response, principal, g.get(G_QUOTA))
         return responses.after_request(response)
 
     def authenticate(self, req: Request | None = None) -> Principal:
         """The request's principal, or 401/429/503; ``req`` is the current request, if the caller has it."""
         if req is None:
             req = request._get_current_object()  # type: ignore[attr-defined]
+        return self._authenticate(req)[0]
+
+    def _authenticate(self, req: Request) -> tuple[Principal, Counted]:
+        """:meth:`authenticate`, with what the key look-up counted and paid besides (the request hook's)."""
         environ = req.environ
         verifiers = self.verifiers
         try:
@@ -293,13 +309,17 @@ class GridAuthState:
             raise Unauthorized()
         # No address check first: a valid credential is never refused by the failed-authentication
         # limit (one attacker behind a NAT must not lock everyone out); _failed answers 429 past it.
-        return self.verify(credential, precount=True)
+        return self._verify(credential, precount=True)
 
-    def verify(self, credential: Credential, *, precount: bool = False) -> Principal:
-        """Run the verifier of ``credential``'s kind; failures are logged, counted and re-raised.
+    def verify(self, credential: Credential) -> Principal:
+        """Run the verifier of ``credential``'s kind; failures are logged, counted and re-raised."""
+        return self._verify(credential)[0]
 
-        ``precount`` marks the request hook's call: its rate limit may be counted
-        by a Redis key look-up in the same round trip (see :mod:`flask_gridauth.ratelimit`).
+    def _verify(self, credential: Credential, *, precount: bool = False) -> tuple[Principal, Counted]:
+        """:meth:`verify`; with ``precount`` (the request hook's call) an API key's look-up may also count.
+
+        Where the storage counts in its look-up (see :mod:`flask_gridauth.ratelimit`), the key's
+        rate limit and quota are counted in the same round trip, and returned as values.
         """
         verifier = self.verifiers.get(credential.kind)
         try:
@@ -309,7 +329,7 @@ class GridAuthState:
                 plan = self.ratelimit.precount(request.endpoint)
                 if plan is not None:
                     return self._verify_counted(credential.value, plan)
-            return verifier.verify(credential, request)
+            return verifier.verify(credential, request), _NOT_COUNTED
         except Unauthorized as exc:
             self._failed(credential.kind, exc.message)
             raise
@@ -317,9 +337,10 @@ class GridAuthState:
             logger.error("storage unavailable during authentication: %s", exc)
             raise Unavailable() from None
 
-    def _verify_counted(self, raw_key: str, plan: Precount) -> Principal:
+    def _verify_counted(self, raw_key: str, plan: Precount) -> tuple[Principal, Counted]:
         ratelimit = self.ratelimit
-        quota_cost = self.policy.script_cost(request.endpoint, owner_limit=bool(ratelimit and ratelimit.owner))
+        owner_limit = ratelimit is not None and ratelimit.owner_limited()
+        quota_cost = self.policy.script_cost(request.endpoint, owner_limit=owner_limit)
         principal, counts, quota = verify_api_key_counted(
             raw_key,
             pattern=self.key_pattern,
@@ -330,11 +351,7 @@ class GridAuthState:
             environments=self.policy.environments,
             quota_cost=quota_cost,
         )
-        if counts is not None and ratelimit is not None:
-            ratelimit.note_counted(principal, counts)
-        if quota is not None:
-            self.policy.note_spent(principal, quota)
-        return principal
+        return principal, (counts, quota)
 
     def verify_bearer(self, value: str) -> Principal:
         """The principal of a bare credential (what would follow ``Bearer``), e.g. from a sign-in form."""

@@ -26,6 +26,9 @@ LAYERS: dict[str, int] = {
     "credentials": CREDENTIALS,
     "keypolicy": CREDENTIALS,
     "ratelimit": CREDENTIALS,
+    "ratelimit_items": CREDENTIALS,
+    "ratelimit_counting": CREDENTIALS,
+    "failed_auth": CREDENTIALS,
     "counters": CREDENTIALS,
     "limiter": CREDENTIALS,
     # service: the one place keys change, and what it records

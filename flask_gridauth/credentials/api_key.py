@@ -111,7 +111,10 @@ def verify_api_key_counted(
     environments: Collection[str] | None = None,
     quota_cost: int = 0,
 ) -> tuple[Principal, list[tuple[int, int]] | None, QuotaUse | None]:
-    """:func:`verify_api_key` on Redis, with the key's rate-limit counters hit in the same round trip.
+    """:func:`verify_api_key` through a storage that counts in its look-up: the key's counters hit in the same call.
+
+    Only for a storage whose :attr:`~flask_gridauth.storage.Storage.counts_in_lookup` is true
+    (:meth:`~flask_gridauth.storage.Storage.find_counted`); this module names no backend.
 
     Returns the principal, the counts (``None`` when the script did not
     count, e.g. for a key with its own ``rate_limit``: the caller counts it)

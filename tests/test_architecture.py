@@ -21,6 +21,16 @@ LAYERS: dict[str, int] = {
     # storage: the complete interface, the registry, one module per backend, the contract suite
     "storage": STORAGE,
     "testing": STORAGE,
+    # (their packages place these too; named so a reader finds each split module's layer here)
+    **dict.fromkeys(
+        [
+            "storage.wrapping", "storage.values", "storage.sqlite_connections", "storage.postgres_connections",
+            "storage.postgres_changes", "storage.redis_sessions", "storage.redis_restarts",
+            "testing.factories", "testing.key_contract", "testing.concurrency_contract", "testing.quota_contract",
+            "testing.session_contract", "testing.activity_contract",
+        ],
+        STORAGE,
+    ),
     "memory_counters": STORAGE,
     # credentials and limits: turn a request into a principal, and count it
     "credentials": CREDENTIALS,

@@ -24,7 +24,7 @@ from flask_gridauth import ConfigurationError, RateLimited, Unauthorized, dashbo
 from flask_gridauth.client import public_key_of, sign_request
 from flask_gridauth.dashboard.session import COOKIE_NAME
 from flask_gridauth.keys import generate_key
-from flask_gridauth.storage import sqlite as sqlite_module
+from flask_gridauth.storage import sqlite_connections
 
 from .conftest import TOKEN, bearer, build_app, create_key
 
@@ -507,7 +507,7 @@ def test_deleted_sqlite_file_makes_health_and_writes_503(tmp_path: Path) -> None
 
 def test_deleted_sqlite_file_makes_requests_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reads check the file too (at most once per interval; the interval is zero here): a key request gets 503."""
-    monkeypatch.setattr(sqlite_module, "IDENTITY_CHECK_INTERVAL", 0.0)
+    monkeypatch.setattr(sqlite_connections, "IDENTITY_CHECK_INTERVAL", 0.0)
     db = tmp_path / "keys.db"
     app = build_app(str(tmp_path / "instance"), GRIDAUTH_STORAGE_URI=f"sqlite:///{db}")
     _, raw = create_key(app)

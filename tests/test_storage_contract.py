@@ -202,7 +202,7 @@ def test_sqlite_0_1_file_gains_the_new_columns(tmp_path: Any) -> None:
     """A SQLite file written by 0.1 keeps its keys and gains the 0.2 columns on first open."""
     import sqlite3
 
-    from flask_gridauth.storage.sqlite import _SCHEMA, MIGRATIONS
+    from flask_gridauth.storage.sqlite_schema import _SCHEMA, MIGRATIONS
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)

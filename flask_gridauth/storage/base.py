@@ -6,24 +6,23 @@ package uses of a backend is declared here. A subclass that declares
 :func:`~flask_gridauth.storage.storage_from_uri` finds third-party backends as
 it finds ours. Driver errors are turned into
 :class:`~flask_gridauth.errors.StorageError` here, once: every public method a
-subclass defines is wrapped so that an exception of one of its
-:attr:`Storage.driver_errors` leaves as ``StorageError``.
+subclass defines is wrapped (:mod:`~flask_gridauth.storage.wrapping`) so that
+an exception of one of its :attr:`Storage.driver_errors` leaves as ``StorageError``.
 """
 
 from __future__ import annotations
 
 import builtins
-import dataclasses
-import functools
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
 from ..activity import AuditEvent, UsageCount
 from ..errors import StorageError
-from ..records import KeyRecord, Quota
+from ..records import KeyRecord
+from .wrapping import wrap_method
 
 if TYPE_CHECKING:
     import limits.storage
@@ -45,8 +44,6 @@ class QuotaUse(NamedTuple):
 
 #: URI scheme -> the backend class registered for it (built-in backends register on first use).
 SCHEMES: dict[str, type[Storage]] = {}
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: What :meth:`Storage.find_counted` returns: the record, whether its use was recorded, the counts.
 Counted = tuple[KeyRecord | None, bool, list[tuple[int, int]] | None, QuotaUse | None]
@@ -99,72 +96,6 @@ _NOT_KEY_WRITES = frozenset(
 )
 
 
-def _wrap_driver_errors(func: F) -> F:
-    """``func`` with its backend's driver errors raised as ``StorageError``.
-
-    When the key cache is on, a method that may change a key empties this
-    process's cache after it ran, and ``find`` answers from the cache. A
-    method that may change a key and does not push the change itself (see
-    :attr:`Storage.pushes_own_changes`) is followed by
-    :meth:`Storage._push_change`, whether or not this process caches: the
-    other processes' caches drop every key.
-    """
-    name = func.__name__
-    clears = name not in _READS
-    key_write = clears and name not in _NOT_KEY_WRITES
-
-    @functools.wraps(func)
-    def wrapper(self: Storage, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = func(self, *args, **kwargs)
-            if key_write and name not in self.pushes_own_changes:
-                self._push_change()
-        except StorageError:
-            raise
-        except self.driver_errors as exc:
-            raise self.storage_error(exc) from None
-        if clears and self._key_cache is not None:
-            self._key_cache.clear()
-        return result
-
-    if name == "find":
-        plain = wrapper
-
-        @functools.wraps(func)
-        def cached_find(self: Storage, lookup: str) -> Any:
-            cache = self._key_cache
-            if cache is None:
-                return plain(self, lookup)
-            try:
-                self._cache_check()
-            except self.driver_errors as exc:
-                raise self.storage_error(exc) from None
-            hit = cache.get(lookup)
-            if hit is not None:
-                return hit
-            generation = cache.generation
-            record = plain(self, lookup)
-            if record is not None:
-                cache.put(lookup, record, generation)
-            return record
-
-        wrapper = cached_find
-    elif name == "touch":
-        plain_touch = wrapper
-
-        @functools.wraps(func)
-        def touch(self: Storage, record: KeyRecord, when: datetime) -> Any:
-            result = plain_touch(self, record, when)
-            if self._key_cache is not None:
-                # The cached record shows this use, so the next request does not record it again.
-                self._key_cache.used(record.lookup, dataclasses.replace(record, last_used_at=when))
-            return result
-
-        wrapper = touch
-    wrapper.__gridauth_wrapped__ = True  # type: ignore[attr-defined]
-    return cast(F, wrapper)
-
-
 class Storage(ABC):
     """Keys, signing keys, the replay cache and usage timestamps.
 
@@ -196,7 +127,8 @@ class Storage(ABC):
         for name, value in list(vars(cls).items()):
             if name.startswith("_") or not inspect.isfunction(value) or getattr(value, "__gridauth_wrapped__", False):
                 continue
-            setattr(cls, name, _wrap_driver_errors(value))
+            clears = name not in _READS
+            setattr(cls, name, wrap_method(value, clears=clears, key_write=clears and name not in _NOT_KEY_WRITES))
         if "schemes" in vars(cls):
             for scheme in cls.schemes:
                 SCHEMES[scheme] = cls
@@ -415,16 +347,6 @@ class Storage(ABC):
         return None
 
 
-def to_epoch(value: datetime | None) -> float | None:
-    """A time as the backends store it: epoch seconds, or ``None``."""
-    return None if value is None else value.timestamp()
-
-
-def from_epoch(value: float | None) -> datetime | None:
-    """A stored epoch-seconds time back as an aware UTC datetime, or ``None``."""
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
 class KeyExistsError(Exception):
     """A key with the same ``lookup`` (hash or fingerprint) is already stored."""
 
@@ -434,33 +356,3 @@ def check_changes(changes: Mapping[str, Any]) -> None:
     unknown = set(changes) - MUTABLE_FIELDS
     if unknown:
         raise ValueError(f"these fields cannot be changed: {sorted(unknown)}")
-
-
-def quota_state(quota: Quota | None, created: datetime) -> tuple[int | None, float | None]:
-    """The counter a new or re-set quota starts with: ``(remaining, refilled_at)`` in epoch seconds.
-
-    ``quota.remaining`` / ``quota.refilled_at`` when given, else the full limit from ``created``.
-    """
-    if quota is None:
-        return None, None
-    remaining = quota.limit if quota.remaining is None else quota.remaining
-    return remaining, (quota.refilled_at or created).timestamp()
-
-
-def refill_now(
-    limit: int, amount: int | None, seconds: int | None, remaining: int, refilled_at: float, now: float
-) -> tuple[int, float]:
-    """:func:`~flask_gridauth.records.refilled` in epoch seconds, for backends that count in Python."""
-    if not amount or not seconds:
-        return remaining, refilled_at
-    periods = int((now - refilled_at) // seconds)
-    if periods <= 0:
-        return remaining, refilled_at
-    return min(limit, remaining + periods * amount), refilled_at + periods * seconds
-
-
-def bare_quota(quota: Quota | None) -> Quota | None:
-    """``quota`` without its counter: what a record found on the hot path carries."""
-    if quota is None or (quota.remaining is None and quota.refilled_at is None):
-        return quota
-    return Quota(quota.limit, quota.refill_amount, quota.refill_interval)

@@ -38,11 +38,12 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
 from ..records import KeyRecord
-from .base import KeyExistsError, from_epoch
+from .base import KeyExistsError
 from .redis import COUNTER_SUFFIX, RedisStorage, _import_redis, split_uri
 from .redis_records import _dump, _load, _quota_counter
 from .redis_scripts import _CAS, _FIND_COUNT, _ROTATE, _SPEND
 from .sentinel import parse_hosts
+from .values import from_epoch
 
 _INDEX = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') == false then return 0 end

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..activity import AuditEvent, UsageCount
 from ..records import KeyRecord, utcnow
-from .base import KeyExistsError, QuotaUse, Storage, bare_quota, check_changes, from_epoch, quota_state, refill_now
+from .base import KeyExistsError, QuotaUse, Storage, check_changes
+from .values import bare_quota, from_epoch, quota_state, refill_now
 
 
 class MemoryStorage(Storage):

@@ -34,36 +34,32 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
-import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import ConfigurationError, StorageError
+from ..errors import StorageError
 from ..records import REFILL_SECONDS, KeyRecord, utcnow
-from .base import KeyExistsError, QuotaUse, check_changes, from_epoch, refill_now
+from .base import KeyExistsError, QuotaUse, check_changes
 from .postgres_activity import PostgresActivity
+from .postgres_changes import PostgresChanges
+from .postgres_connections import PostgresConnections, parse_uri
 from .postgres_records import _quota_columns, _record
-from .postgres_schema import apply_migrations, migration_sql, pending_versions
 from .postgres_sessions import PURGE_BATCH as PURGE_BATCH
 from .postgres_sessions import PURGE_EVERY as PURGE_EVERY
 from .postgres_sessions import PostgresSessions
+from .values import from_epoch, refill_now
 
 if TYPE_CHECKING:
-    import psycopg
     from psycopg_pool import ConnectionPool
 
 logger = logging.getLogger("flask_gridauth")
 
 #: Seconds between two writes of gathered ``last_used_at`` refreshes.
 TOUCH_FLUSH_INTERVAL = 1.0
-_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # scopes and metadata come back as JSON text: a row is then a tuple of hashable values, and an
 # unchanged row is decoded once (see PostgresStorage.find), not parsed into a list and a dict each time.
 _COLUMNS = (
@@ -91,25 +87,7 @@ _SPEND_SQL = (
 MAX_CACHED_ROWS = 4096
 
 
-def _flag(value: str, name: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"the PostgreSQL storage URI parameter {name} must be true or false")
-
-
-def _number(value: str, name: str, *, integer: bool) -> float:
-    try:
-        number = int(value) if integer else float(value)
-    except ValueError:
-        number = -1
-    if not number > 0 or math.isinf(number):
-        raise ConfigurationError(f"the PostgreSQL storage URI parameter {name} must be a positive number")
-    return number
-
-
-class PostgresStorage(PostgresSessions, PostgresActivity):
+class PostgresStorage(PostgresConnections, PostgresChanges, PostgresSessions, PostgresActivity):
     """Keys in PostgreSQL, shared by every process and host using the same database."""
 
     schemes = ("postgresql", "postgres")
@@ -130,26 +108,9 @@ class PostgresStorage(PostgresSessions, PostgresActivity):
         self._jsonb = Jsonb
         self._pool_module = psycopg_pool
         self.driver_errors = (psycopg.Error,)
-        parts = urlsplit(uri)
-        ours: dict[str, str] = {}
-        rest: list[tuple[str, str]] = []
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key in ("pool_min_size", "pool_max_size", "pool_timeout", "schema", "auto_migrate"):
-                ours[key] = value
-            else:
-                rest.append((key, value))
-        if not any(key == "connect_timeout" for key, _ in rest):
-            rest.append(("connect_timeout", str(max(1, math.ceil(timeout)))))
-        self.conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(rest)))
-        self.min_size = int(_number(ours.get("pool_min_size", "1"), "pool_min_size", integer=True))
-        self.max_size = int(_number(ours.get("pool_max_size", "10"), "pool_max_size", integer=True))
-        if self.min_size > self.max_size:
-            raise ConfigurationError("pool_min_size cannot be larger than pool_max_size")
-        self.pool_timeout = _number(ours.get("pool_timeout", str(timeout)), "pool_timeout", integer=False)
-        self.auto_migrate = _flag(ours.get("auto_migrate", "true"), "auto_migrate")
-        schema = ours.get("schema")
-        if schema is not None and not _IDENTIFIER.fullmatch(schema):
-            raise ConfigurationError("the PostgreSQL schema name must be lower-case letters, digits and _")
+        self.conninfo, self.min_size, self.max_size, self.pool_timeout, self.auto_migrate, schema = parse_uri(
+            uri, timeout=timeout
+        )
         self.schema = schema
         q = f'"{schema}".' if schema else ""
         self._q = q
@@ -177,62 +138,6 @@ class PostgresStorage(PostgresSessions, PostgresActivity):
         """The error's type and SQLSTATE: a driver's message may name the host or the user."""
         state = getattr(exc, "sqlstate", None)
         return StorageError(f"PostgreSQL storage failed: {type(exc).__name__}" + (f" ({state})" if state else ""))
-
-    # -- connections and the schema ------------------------------------------
-
-    def _open_pool(self) -> ConnectionPool[Any]:
-        pool = self._pool
-        if pool is not None and self._pool_pid == os.getpid():
-            return pool
-        with self._pool_lock:
-            if self._pool is None or self._pool_pid != os.getpid():
-                # A pool never crosses a fork: the child opens its own (the parent's stays the parent's).
-                self._pool = self._pool_module.ConnectionPool(
-                    self.conninfo,
-                    min_size=self.min_size,
-                    max_size=self.max_size,
-                    timeout=self.pool_timeout,
-                    # Give up on a failing connection attempt soon: the next request asks for a new one,
-                    # so traffic comes back within a few seconds of the database.
-                    reconnect_timeout=max(1.0, self.pool_timeout),
-                    kwargs={"autocommit": True},
-                    open=False,
-                    name="gridauth",
-                )
-                self._pool.open(wait=False)
-                self._pool_pid = os.getpid()
-            return self._pool
-
-    @contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
-        pool = self._open_pool()
-        with pool.connection() as conn:
-            if not self._schema_ready:
-                self._ensure_schema(conn)
-            yield conn
-
-    def _ensure_schema(self, conn: psycopg.Connection[Any]) -> None:
-        if self.auto_migrate:
-            apply_migrations(conn, self.schema)
-        elif pending_versions(conn, self.schema):
-            raise StorageError("PostgreSQL storage: the tables are behind; run `flask gridauth migrate`")
-        self._schema_ready = True
-
-    def migrate(self) -> tuple[int, ...]:
-        """Apply the migrations this database lacks; the versions applied (none when up to date)."""
-        with self._pool_connection() as conn:
-            applied = apply_migrations(conn, self.schema)
-        self._schema_ready = True
-        return applied
-
-    def migration_sql(self) -> str:
-        """The SQL of every migration, for operators who apply them with their own tools."""
-        return migration_sql(self.schema)
-
-    @contextmanager
-    def _pool_connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._open_pool().connection() as conn:
-            yield conn
 
     # -- keys ----------------------------------------------------------------
 
@@ -397,49 +302,6 @@ class PostgresStorage(PostgresSessions, PostgresActivity):
         amount = None if row[1] is None else int(row[1])
         remaining, _ = refill_now(int(row[0]), amount, seconds, int(row[3]), float(row[4]), now.timestamp())
         return QuotaUse(False, remaining)
-
-    # -- the key cache ---------------------------------------------------------
-
-    def enable_cache(self, ttl: float) -> bool:
-        """Cache found keys, dropped when another process ``NOTIFY``s a change (one listener per process)."""
-        from .cache import KeyCache
-
-        self._key_cache = KeyCache(ttl)  # off until the listener is up
-        return True
-
-    def _push_change(self) -> None:
-        """``NOTIFY`` :data:`~flask_gridauth.storage.cache.EVERY_KEY` on the change channel."""
-        from .cache import EVERY_KEY
-
-        with self._conn() as conn:
-            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, EVERY_KEY))
-
-    def _cache_check(self) -> None:
-        if self._listening != os.getpid():
-            with self._pool_lock:
-                if self._listening != os.getpid():
-                    self._listening = os.getpid()
-                    self._listener = threading.Thread(target=self._listen, name="gridauth-pg-listen", daemon=True)
-                    self._listener.start()
-
-    def _listen(self) -> None:
-        """``LISTEN`` on a connection of its own; while it is down the cache is off (empty)."""
-        cache, pid = self._key_cache, os.getpid()
-        while cache is not None and self._listening == pid:
-            try:
-                with self._psycopg.connect(self.conninfo, autocommit=True) as conn:
-                    conn.execute(f'LISTEN "{self.channel}"')
-                    cache.set_live(True)
-                    while self._listening == pid:
-                        for note in conn.notifies(timeout=0.5):
-                            cache.evict(note.payload)
-            except self._psycopg.Error as exc:
-                logger.warning(
-                    "key cache off: the PostgreSQL change feed failed (%s); reconnecting", type(exc).__name__
-                )
-            cache.set_live(False)
-            if self._listening == pid:
-                time.sleep(0.2)
 
     # -- usage ---------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ..records import KeyRecord, Quota
-from .base import from_epoch, quota_state
+from .values import from_epoch, quota_state
 
 
 def _record(row: tuple[Any, ...]) -> KeyRecord:

@@ -44,10 +44,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StorageError
 from ..records import KeyRecord, utcnow
-from .base import Counted, KeyExistsError, QuotaUse, check_changes, from_epoch
+from .base import Counted, KeyExistsError, QuotaUse, check_changes
 from .redis_activity import RedisActivity
 from .redis_records import _dump, _load, _quota_counter
+from .redis_restarts import RedisRestarts
 from .redis_scripts import _ADD, _CAS, _FIND_COUNT, _GET, _LIST, _ROTATE, _SPEND
+from .redis_sessions import RedisSessions
+from .values import from_epoch
 
 logger = logging.getLogger("flask_gridauth")
 
@@ -75,17 +78,6 @@ def _import_redis() -> Any:
     return redis_module
 
 
-def parse_info(reply: bytes | str) -> dict[str, str]:
-    """``INFO``'s ``field:value`` lines as a dict (section headers and blank lines skipped)."""
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(":")
-        if sep and not name.startswith("#"):
-            fields[name.strip()] = value.strip()
-    return fields
-
-
 def split_uri(uri: str) -> tuple[str, str]:
     """Separate our ``key_prefix`` query parameter from a Redis URI (``valkey://`` reads as ``redis://``)."""
     parts = urlsplit(uri)
@@ -97,17 +89,13 @@ def split_uri(uri: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
-class RedisStorage(RedisActivity):
+class RedisStorage(RedisSessions, RedisRestarts, RedisActivity):
     """Keys on a Redis server; revocations are seen by every process at once."""
 
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "valkey", "valkeys")
     counts_in_lookup = True
     #: ``update`` publishes the changed lookup from its compare-and-set script, in the same write.
     pushes_own_changes = frozenset({"update", "mark_rotated"})
-    #: The server run (INFO ``run_id``) this process last connected to, and when it started
-    #: (see :meth:`started_at`); set by :meth:`_on_connect`, on clients built with it.
-    _run_id: str | None = None
-    _started: float | None = None
 
     def __init__(self, uri: str, *, timeout: float = 2.0) -> None:
         self._redis_module = _import_redis()
@@ -365,103 +353,9 @@ class RedisStorage(RedisActivity):
         """One ``HSET`` of ``u``: it never rewrites ``d``, so it cannot undo a revocation."""
         self.client.hset(self._rec_key(record.lookup), "u", repr(when.timestamp()))
 
-    def add_session(self, session_id: str, subject: str, expires_at: datetime) -> None:
-        """``SET`` the session (expiring at ``expires_at``) and add it to its subject's set.
-
-        Single-key commands only, so a cluster can place the two keys apart.
-        """
-        at = max(1, int(expires_at.timestamp() * 1000))
-        index = self.key("sessions", subject)
-        self.client.set(self.key("session", session_id), subject.encode("utf-8"), pxat=at)
-        self.client.sadd(index, session_id)
-        # The set lives as long as its newest session; ended ids in it are harmless.
-        left = int(self.client.pttl(index))
-        if left < 0 or left < at - int(time.time() * 1000):
-            self.client.pexpireat(index, at)
-
-    def session_subject(self, session_id: str) -> str | None:
-        """One ``GET``: Redis drops an expired session itself."""
-        value = self.client.get(self.key("session", session_id))
-        return None if value is None else bytes(value).decode("utf-8")
-
-    def end_session(self, session_id: str) -> None:
-        """``DEL`` the session."""
-        self.client.delete(self.key("session", session_id))
-
-    def end_sessions(self, subject: str) -> int:
-        """``DEL`` every session in the subject's set, then the set."""
-        index = self.key("sessions", subject)
-        ended = 0
-        for member in self.client.smembers(index):
-            sid = bytes(member).decode("utf-8")
-            ended += int(self.client.delete(self.key("session", sid)))
-        self.client.delete(index)
-        return ended
-
-    def claim_once(self, token: str, ttl: float) -> bool:
-        """``SET NX PX``: exactly one process wins a given token."""
-        return bool(self.client.set(self.key("seen", token), b"1", nx=True, px=max(1, int(ttl * 1000))))
-
     def ping(self) -> None:
         """``PING`` the server."""
         self.client.ping()
-
-    def started_at(self) -> float | None:
-        """When the server this process is connected to started, learnt on connecting (no round trip).
-
-        After a failover to another server (a new ``run_id`` where another was
-        seen), the moment this process noticed counts as the start: the new
-        server's replay cache may lack the last claims of the old one.
-        """
-        return self._started
-
-    def _on_connect(self, conn: Any) -> None:
-        """Every new connection: the usual handshake, then one ``INFO`` to learn the server's run and start.
-
-        A restarted server drops every connection, so the first command after a
-        restart runs on a new connection and this runs first: no request pays a
-        round trip for it, and none is served before the new start is known.
-        """
-        conn.on_connect()
-        try:
-            conn.send_command("INFO")
-            reply = conn.read_response()
-        except self._redis_module.ResponseError:
-            # INFO refused (an ACL without +info, a renamed command): start unknown, said once.
-            if self._run_id is None:
-                self._run_id = ""
-                logger.warning(
-                    "Redis at %s refuses INFO: replays of signed requests after a restart from an older"
-                    " snapshot cannot be refused; allow INFO for this user",
-                    self._where(conn),
-                )
-            return
-        info = parse_info(reply)
-        run_id = info.get("run_id", "")
-        if run_id == self._run_id:
-            return
-        try:
-            started = time.time() - int(info.get("uptime_in_seconds", "0"))
-        except ValueError:
-            started = time.time()
-        if self._run_id:  # another server, or the same one restarted: noticed now
-            started = max(started, time.time())
-            logger.warning("Redis at %s is a new server run (restarted or failed over)", self._where(conn))
-        self._started = started
-        previous, self._run_id = self._run_id, run_id
-        if previous is None and info.get("aof_enabled", "0") == "0":
-            logger.warning(
-                "Redis at %s keeps no append-only file (appendonly no): a crash restores the last snapshot,"
-                " which can bring revoked keys back and forget recent changes. Turn on appendonly, or use"
-                " PostgreSQL, the store of record",
-                self._where(conn),
-            )
-
-    @staticmethod
-    def _where(conn: Any) -> str:
-        # Host and port only: never the URL, which may hold a password.
-        host, port = getattr(conn, "host", None), getattr(conn, "port", None)
-        return f"{host}:{port}" if host else "the configured server"
 
     def close(self) -> None:
         """Drop pooled connections (and stop the change listener, if any)."""

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..records import KeyRecord, Quota
-from .base import from_epoch, quota_state, to_epoch
+from .values import from_epoch, quota_state, to_epoch
 
 
 def _dump(record: KeyRecord) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..records import KeyRecord, Quota
-from .base import from_epoch, quota_state
+from .values import from_epoch, quota_state
 
 _COLUMNS = (
     "seq, id, lookup, name, type, prefix, scopes, environment, owner,"

@@ -64,6 +64,17 @@ def api_key_postgres_cached() -> Case:
     return Case("GridAuth API key, PostgreSQL, cache on", call)
 
 
+def api_key_sqlite() -> Case:
+    """GridAuth, API key, SQLite: a fresh file of this run's own, removed at exit."""
+    import atexit
+
+    folder = tempfile.mkdtemp(prefix="gridauth-instr-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    app = apps.gridauth_app(f"sqlite:///{folder}/keys.db")
+    raw_keys = apps.with_keys(app, 100)  # few: creating keys under callgrind is slow
+    return Case("GridAuth API key, SQLite", apps.api_key_call(app, raw_keys))
+
+
 #: Case name -> builder; ``base`` is the bare route each is compared with.
 CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "bare": (apps.bare, "bare"),
@@ -71,6 +82,7 @@ CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "httpauth": (apps.httpauth_peer, "bare"),
     "api_key_memory": (apps.api_key_memory, "bare"),
     "api_key_memory_limited": (lambda: apps.api_key_memory(limited=True), "bare"),
+    "api_key_sqlite": (api_key_sqlite, "bare"),
     "api_key_postgres_cached": (api_key_postgres_cached, "bare"),
     "jwt_hs256": (apps.jwt_hs256, "bare"),
     "jwt_hs256_full": (lambda: apps.jwt_hs256(cache=False), "bare"),

@@ -178,33 +178,32 @@ class KeyManager:
             "allowed_ips": spec.allowed_ips,
             "quota": spec.quota,
         }
-        self._check_quota(by, spec.quota)
+        self._pay_for_quota(by, spec.quota)  # last: nothing is spent for a refused key
         return common
 
-    def _check_quota(self, by: Principal | None, quota: Quota | None) -> None:
-        """403 when a caller with a quota of its own would give a key more than it has itself.
+    def _pay_for_quota(self, by: Principal | None, quota: Quota | None) -> None:
+        """A caller bound by a quota pays for the quota it gives, from its own balance, atomically; else 403.
 
-        More means a limit above what is *left* of the caller's own quota (not
-        its limit: else a key could mint fresh quotas forever), no quota at
-        all, or a faster refill (units per second) than the caller's own.
+        Giving a key ``quota.limit`` units spends as many of the caller's own
+        (the storage's atomic :meth:`~flask_gridauth.storage.Storage.spend_quota`,
+        so concurrent grants cannot both spend the same units): a grant moves
+        units, it never makes them. For the same reason such a caller can give
+        no key "no quota" and no refill (a refill makes units every interval,
+        for every key given one). Run last, after every other check of the
+        change, so a refused change costs nothing; units given are not
+        returned when the key is revoked or its quota lowered.
         """
         own_key = by.key if by is not None else None
         if own_key is None or own_key.quota is None:
             return
-        current = self.storage.get(own_key.id)  # the balance as of now (this request already paid)
-        own = current.quota if current is not None else own_key.quota
-        if own is None:
-            return  # the caller's quota was removed meanwhile
-        available = own.available()
-        balance = own.limit if available is None else available
-        refused = Forbidden(f"Cannot grant a quota larger than what is left of your own ({balance})")
-        if quota is None or quota.limit > balance:
-            raise refused
-        if quota.refill_amount and quota.refill_seconds:
-            if not own.refill_amount or not own.refill_seconds:
-                raise refused
-            if quota.refill_amount * own.refill_seconds > own.refill_amount * quota.refill_seconds:
-                raise refused
+        if quota is None:
+            raise Forbidden("A key bound by a quota cannot give a key no quota")
+        if quota.refill_amount:
+            raise Forbidden("A key bound by a quota cannot give a key a refill: it would make units")
+        use = self.storage.spend_quota(own_key, quota.limit, utcnow())
+        if use is not None and not use.allowed:
+            raise Forbidden(f"Cannot grant a quota larger than what is left of your own ({use.remaining})")
+        # use is None: the caller's quota was removed meanwhile, and with it the bound.
 
     def _register(self, spec: NewKey, by: Principal | None) -> KeyRecord:
         from .credentials.signature import load_public_key
@@ -298,13 +297,13 @@ class KeyManager:
         record = self.get(key_id, owner=owner)
         if "scopes" in changes and not set(changes["scopes"]) <= set(record.scopes):
             raise Forbidden("A key's scopes can only shrink")
+        if "rate_limit" in changes:
+            changes["rate_limit"] = self.ceilings.apply(by, changes["rate_limit"], record.type)
         if "quota" in changes:
             own_key = by.key if by is not None else None
             if own_key is not None and own_key.quota is not None and own_key.id == record.id:
                 raise Forbidden("A key bound by a quota cannot change its own quota")
-            self._check_quota(by, changes["quota"])
-        if "rate_limit" in changes:
-            changes["rate_limit"] = self.ceilings.apply(by, changes["rate_limit"], record.type)
+            self._pay_for_quota(by, changes["quota"])  # last: nothing is spent for a refused change
         updated = self.storage.update(record.id, changes)
         if updated is None:
             raise NotFound("API key not found")

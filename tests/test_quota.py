@@ -111,7 +111,7 @@ def test_bad_quota_is_422(client: Any, quota: Any) -> None:
 
 
 def test_cannot_grant_a_quota_larger_than_its_own(app: Flask, client: Any) -> None:
-    """A caller with a quota may only give keys a smaller one (limit and refill rate), never none."""
+    """A caller with a quota may only give keys what is left of it, without refill, never none."""
     _, admin = create_key(app, ["admin"], quota={"limit": 100, "refill": {"amount": 10, "interval": "day"}})
 
     def create(quota: Any) -> int:
@@ -120,15 +120,16 @@ def test_cannot_grant_a_quota_larger_than_its_own(app: Flask, client: Any) -> No
             body["quota"] = quota
         return int(client.post("/api/v1/api-keys", headers=bearer(admin), json=body).status_code)
 
-    assert create({"limit": 50, "refill": {"amount": 5, "interval": "day"}}) == 201
-    assert create({"limit": 98}) == 201  # two requests so far: 98 of the 100 are left
-    assert create({"limit": 101}) == 403
-    assert create({"limit": 50, "refill": {"amount": 1, "interval": "hour"}}) == 403  # 24/day > 10/day
-    assert create(None) == 403
-    assert create("absent") == 403
+    assert create({"limit": 50}) == 201  # one request and 50 given: 49 of the 100 are left
+    assert create({"limit": 101}) == 403  # each refused request still pays its unit: 48 left
+    assert create({"limit": 5, "refill": {"amount": 1, "interval": "day"}}) == 403  # a refill makes units; 47
+    assert create(None) == 403  # 46
+    assert create("absent") == 403  # 45
     child = client.post("/api/v1/api-keys", headers=ADMIN, json={"name": "c", "scopes": ["read"]}).json
     patched = client.patch(f"/api/v1/api-keys/{child['id']}", headers=bearer(admin), json={"quota": {"limit": 500}})
-    assert patched.status_code in (403, 404)  # another owner's key is 404; the owner's own with 500 is 403
+    assert patched.status_code in (403, 404)  # another owner's key is 404; the owner's own with 500 is 403; 44
+    assert create({"limit": 44}) == 403  # this request leaves 43: 44 is too many
+    assert create({"limit": 42}) == 201  # this one leaves 42, all given
     _, other = create_key(app, ["read"], owner="alice")
     del other
 

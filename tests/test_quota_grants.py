@@ -1,10 +1,16 @@
-"""A key bound by a quota can neither refill its own quota nor hand out more than it has left."""
+"""A key bound by a quota can neither refill its own quota nor hand out more than it has left.
+
+What it gives another key is paid from its own balance: a grant moves units, it never makes them.
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import Flask
+
+from flask_gridauth import Principal, get_state
 
 from .conftest import TOKEN, bearer, create_key
 
@@ -64,10 +70,10 @@ def test_child_quota_is_bounded_by_the_remaining_balance(app: Flask, client: Any
     assert "left" in refused.json["message"]
     assert create(10).status_code == 403  # 3 left
     assert create(3).status_code == 403  # 2 left
-    made = create(1)  # 1 left
+    made = create(1)  # 1 left, then given away
     assert made.status_code == 201
     assert made.json["quota"]["limit"] == 1
-    assert _remaining(client, record.id) == 1
+    assert _remaining(client, record.id) == 0
 
 
 def test_patching_another_key_is_bounded_by_the_balance(app: Flask, client: Any) -> None:
@@ -77,4 +83,59 @@ def test_patching_another_key_is_bounded_by_the_balance(app: Flask, client: Any)
     path = f"{KEYS}/{sibling.id}"
     assert client.patch(path, headers=bearer(raw), json={"quota": {"limit": 4, "refill": None}}).status_code == 403
     assert client.patch(path, headers=bearer(raw), json={"quota": {"limit": 2, "refill": None}}).status_code == 200
-    assert client.patch(path, headers=bearer(raw), json={"quota": {"limit": 2, "refill": None}}).status_code == 403
+    # 4 - 2 requests - 2 given: nothing left, so the next request is refused before it can grant.
+    refused = client.patch(path, headers=bearer(raw), json={"quota": {"limit": 1, "refill": None}})
+    assert refused.status_code == 429 and refused.json["code"] == "quota_exceeded"
+
+
+def test_child_keys_cannot_multiply_units(app: Flask, client: Any) -> None:
+    """Children made one after another hold, together with the requests made, no more than the caller had."""
+    record, raw = create_key(app, ["admin"], quota={"limit": 10, "refill": None})
+    statuses, given = [], []
+    for _ in range(5):
+        body = {"name": "child", "scopes": ["read"], "quota": {"limit": 3, "refill": None}}
+        response = client.post(KEYS, headers=bearer(raw), json=body)
+        statuses.append(response.status_code)
+        if response.status_code == 201:
+            given.append(response.json["quota"]["remaining"])
+    # 10 -1 -3 -1 -3 = 2; -1 leaves 1 (refused), -1 leaves 0 (refused); then the request itself is refused.
+    assert statuses == [201, 201, 403, 403, 429]
+    assert sum(given) + 4 == 10  # the two children hold 6, four requests used 4: nothing was made
+    assert _remaining(client, record.id) == 0
+
+
+def test_a_quota_bound_caller_gives_no_refill_and_no_unlimited_key(app: Flask, client: Any) -> None:
+    """A refill makes units every interval for every key given one: a quota-bound caller cannot give it."""
+    _, raw = create_key(app, ["admin"], quota={"limit": 100, "refill": {"amount": 10, "interval": "day"}})
+    refill = {"limit": 5, "refill": {"amount": 1, "interval": "day"}}
+    refused = client.post(KEYS, headers=bearer(raw), json={"name": "c", "scopes": ["read"], "quota": refill})
+    assert refused.status_code == 403 and "refill" in refused.json["message"]
+    assert client.post(KEYS, headers=bearer(raw), json={"name": "c", "scopes": ["read"]}).status_code == 403
+
+
+def test_concurrent_grants_spend_the_balance_once(app: Flask) -> None:
+    """Eight threads granting 2 units each from a balance of 10: exactly five grants succeed, none overdraws."""
+    record, _ = create_key(app, ["admin"], quota={"limit": 10, "refill": None})
+    state = get_state(app)
+    by = Principal(kind="api_key", id=record.id, owner=record.owner, scopes=state.expand(["admin", "read"]), key=record)
+    keys = state.keys
+    outcomes: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def grant() -> None:
+        barrier.wait()
+        with app.app_context():
+            try:
+                keys.create(name="child", scopes=["read"], by=by, quota={"limit": 2})
+                outcomes.append(201)
+            except Exception as exc:  # noqa: BLE001 - the status is what the test compares
+                outcomes.append(getattr(exc, "code", 500))
+
+    threads = [threading.Thread(target=grant) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [201] * 5 + [403] * 3
+    with app.app_context():
+        assert keys.get(record.id).quota.available() == 0

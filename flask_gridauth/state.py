@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
 
 from flask import Flask, Request, Response, current_app, g, request
 
@@ -40,8 +40,20 @@ from .keypolicy import KeyPolicy
 from .keys import key_pattern, validate_prefix
 from .management import KeyManager
 from .principal import G_ATTR, Principal
-from .scopes import check_kind, expand_scopes, is_valid_scope, view_kinds, view_requirement
-from .storage import Storage, storage_from_uri
+from .route_requirements import UNKNOWN, Requirement, RouteRequirements
+from .scopes import check_kind, expand_scopes
+from .state_config import (
+    build_jwt,
+    build_metrics,
+    build_ratelimit,
+    build_signatures,
+    build_storage,
+    check_implications,
+    check_manage_scope,
+    check_method_scopes,
+    check_token_owner,
+)
+from .storage import Storage
 from .storage.base import QuotaUse
 from .usage import UsageCounter
 
@@ -52,17 +64,15 @@ if TYPE_CHECKING:
     from .ratelimit import Precount, RateLimits
     from .ratelimit_items import Stats
 
+__all__ = ["ExtensionHooks", "GridAuthState", "Requirement"]
+
 logger = logging.getLogger("flask_gridauth")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: What a route needs: ``None`` when public, else ``(all of these scopes, any of these, kinds or None)``.
-
-Requirement = tuple[tuple[str, ...], tuple[str, ...], frozenset[str] | None] | None
 #: What a key look-up that also counts did besides finding: the rate-limit counts and the quota paid.
 Counted = tuple[list[tuple[int, int]] | None, QuotaUse | None]
-_UNKNOWN: Any = object()
 _NOT_COUNTED: Counted = (None, None)
 
 
@@ -91,30 +101,23 @@ class GridAuthState:
         self.enabled: bool = bool(cfg[c.ENABLED])
         self.key_prefix = validate_prefix(cfg[c.KEY_PREFIX])
         self.key_pattern = key_pattern(self.key_prefix)
-        self.implications: dict[str, list[str]] = _check_implications(cfg[c.SCOPE_IMPLICATIONS])
-        self.method_scopes: dict[str, str] | None = _check_method_scopes(cfg[c.METHOD_SCOPES])
-        self.manage_scope: str = cfg[c.MANAGE_SCOPE]
-        if not is_valid_scope(self.manage_scope) or self.manage_scope.endswith("*"):
-            raise ConfigurationError("GRIDAUTH_MANAGE_SCOPE must be a scope name such as 'admin' or 'keys:manage'")
-        timeout = cfg[c.STORAGE_TIMEOUT]
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ConfigurationError("GRIDAUTH_STORAGE_TIMEOUT must be a positive number of seconds")
-        self.storage: Storage = storage or storage_from_uri(
-            cfg[c.STORAGE_URI], instance_path=app.instance_path, timeout=float(timeout)
-        )
-        _enable_cache(self.storage, cfg.get(c.CACHE_TTL, 0))
+        self.implications: dict[str, list[str]] = check_implications(cfg[c.SCOPE_IMPLICATIONS])
+        self.method_scopes: dict[str, str] | None = check_method_scopes(cfg[c.METHOD_SCOPES])
+        self.manage_scope: str = check_manage_scope(cfg[c.MANAGE_SCOPE])
+        self.storage: Storage = build_storage(app, storage)
         self.audit = AuditLog(self.storage, retention_days=cfg[c.AUDIT_RETENTION_DAYS])
         self.keys = KeyManager(
             self.storage, key_prefix=self.key_prefix, audit=self.audit, ceilings=RateCeilings.from_config(cfg)
         )
-        self.usage = UsageCounter.from_config(cfg, self.storage, self.requirement)
         self.view_functions = app.view_functions
-        self._requirements: dict[tuple[str | None, str], Requirement] = {}
+        #: What each route needs, read from its view once.
+        self.requirement = RouteRequirements(
+            self.view_functions, method_scopes=self.method_scopes, manage_scope=self.manage_scope
+        )
+        self.usage = UsageCounter.from_config(cfg, self.storage, self.requirement)
         self._expanded: dict[tuple[str, ...], frozenset[str]] = {}
 
-        owner = cfg[c.TOKEN_OWNER]
-        if not isinstance(owner, str) or not owner:
-            raise ConfigurationError("GRIDAUTH_TOKEN_OWNER must be a non-empty string")
+        owner = check_token_owner(cfg[c.TOKEN_OWNER])
         self.token_principal: Principal = token_principal(owner)
         self.disabled_principal = Principal(kind="disabled", id="anonymous", owner=owner, scopes=frozenset({"*"}))
         self.token_digest: bytes | None = None
@@ -128,14 +131,14 @@ class GridAuthState:
                 self._token_heads = token_heads(token, self._token_salt)
             del token
 
-        self.jwt: JWTVerifier | None = _build_jwt(app, self.expand)
-        self.signatures: SignatureVerifier = _build_signatures(app)
+        self.jwt: JWTVerifier | None = build_jwt(app, self.expand)
+        self.signatures: SignatureVerifier = build_signatures(app)
         self.signature_environ = frozenset(self.signatures.environ_names)
-        self.ratelimit: RateLimits | None = _build_ratelimit(app, self.storage)
+        self.ratelimit: RateLimits | None = build_ratelimit(app, self.storage)
         #: A key's own settings: environments, address allowlist, quota, expiry warning.
         self.policy = KeyPolicy.from_config(cfg, self.storage)
         #: This app's Prometheus metrics (``GRIDAUTH_METRICS``); ``None`` when off.
-        self.metrics: Metrics | None = _build_metrics(cfg.get(c.METRICS, False))
+        self.metrics: Metrics | None = build_metrics(cfg.get(c.METRICS, False))
 
         #: Every credential kind this app accepts; the request hook asks it.
         self.verifiers = VerifierRegistry()
@@ -186,24 +189,6 @@ class GridAuthState:
                 self._expanded[key] = expanded
         return expanded
 
-    def requirement(self, endpoint: str | None, method: str) -> Requirement:
-        """What a route needs (``None`` when public), cached per endpoint and method."""
-        cached = self._requirements.get((endpoint, method), _UNKNOWN)
-        if cached is not _UNKNOWN:
-            return cached  # type: ignore[no-any-return]
-        if endpoint is None:
-            # No route matched: authenticate, then let Flask answer 404/405. Not cached: the
-            # method is the client's choice, and a cache keyed by it would grow without bound.
-            return ((), (), None)
-        result: Requirement = None
-        if not _serves_static(endpoint):
-            view = self.view_functions.get(endpoint)
-            scopes = view_requirement(view, method, self.method_scopes, manage_scope=self.manage_scope)
-            if scopes is not None:
-                result = (*scopes, view_kinds(view))
-        self._requirements[(endpoint, method)] = result
-        return result
-
     # -- the request hook ----------------------------------------------------
 
     @property
@@ -234,8 +219,8 @@ class GridAuthState:
             setattr(g, G_ATTR, self.disabled_principal)
             return
         endpoint = req.endpoint
-        needs = self._requirements.get((endpoint, method), _UNKNOWN)
-        if needs is _UNKNOWN:
+        needs = self.requirement.cached((endpoint, method), UNKNOWN)
+        if needs is UNKNOWN:
             needs = self.requirement(endpoint, method)
         if needs is None:
             return
@@ -376,75 +361,3 @@ class GridAuthState:
             self.metrics.failed(kind)
         if self.ratelimit is not None:
             self.ratelimit.record_failure(remote)  # 429 instead of the 401 once past the limit
-
-
-def _serves_static(endpoint: str) -> bool:
-    """Whether ``endpoint`` is Flask's static-file route of the app or of a blueprint.
-
-    Only a real static folder makes it public: a view that merely happens to be
-    named ``static`` is a private route like any other.
-    """
-    name, sep, leaf = endpoint.rpartition(".")
-    if leaf != "static":
-        return False
-    owner = current_app.blueprints.get(name) if sep else current_app
-    return owner is not None and owner.has_static_folder
-
-
-def _check_implications(table: object) -> dict[str, list[str]]:
-    if not isinstance(table, dict) or not all(
-        isinstance(k, str) and isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)
-        for k, v in table.items()
-    ):
-        raise ConfigurationError("GRIDAUTH_SCOPE_IMPLICATIONS must map scope names to lists of scope names")
-    return {k: list(v) for k, v in table.items()}
-
-
-def _check_method_scopes(table: object) -> dict[str, str] | None:
-    if table is None:
-        return None
-    if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in table.items()):
-        raise ConfigurationError("GRIDAUTH_METHOD_SCOPES must map HTTP methods to scope names, or be None")
-    return {k.upper(): v for k, v in table.items()}
-
-
-def _build_jwt(app: Flask, expand: Callable[[Iterable[str]], frozenset[str]]) -> JWTVerifier | None:
-    if not app.config[c.JWT_ISSUERS]:
-        return None
-    from .credentials.jwt import JWTVerifier
-
-    return JWTVerifier.from_config(app.config, expand=expand)
-
-
-def _build_signatures(app: Flask) -> SignatureVerifier:
-    from .credentials.signature import SignatureVerifier
-
-    return SignatureVerifier.from_config(app.config)
-
-
-def _build_ratelimit(app: Flask, storage: Storage) -> RateLimits | None:
-    if not app.config[c.RATELIMIT_ENABLED]:
-        return None
-    from .ratelimit import RateLimits
-
-    return RateLimits.from_config(app.config, storage)
-
-
-def _build_metrics(enabled: object) -> Metrics | None:
-    if not isinstance(enabled, bool):
-        raise ConfigurationError("GRIDAUTH_METRICS must be True or False")
-    if not enabled:
-        return None
-    from .metrics import Metrics
-
-    return Metrics()
-
-
-def _enable_cache(storage: Storage, ttl: Any) -> None:
-    """Turn on the key cache of ``GRIDAUTH_CACHE_TTL`` where the backend can push invalidations."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl <= 86400:
-        raise ConfigurationError("GRIDAUTH_CACHE_TTL must be a number of seconds from 0 (no cache) to 86400")
-    if ttl and not storage.enable_cache(float(ttl)):
-        logger.warning(
-            "GRIDAUTH_CACHE_TTL is set, but %s cannot push changes: keys are not cached", type(storage).__name__
-        )

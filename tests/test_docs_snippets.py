@@ -103,7 +103,7 @@ import ipaddress, json, os, runpy, socket, sys
 from flask import Flask
 
 from flask_gridauth import config as gridauth_config
-import flask_gridauth.state as gridauth_extension
+import flask_gridauth.state_config as gridauth_extension  # where the state builds its storage
 
 # A default only: apply_defaults uses setdefault, so a snippet that names its storage keeps it.
 gridauth_config.DEFAULTS[gridauth_config.STORAGE_URI] = "memory://"

@@ -28,12 +28,13 @@ import apps  # noqa: E402
 from harness import Case  # noqa: E402
 
 
-def api_key_postgres_cached() -> Case:
+def api_key_postgres_cached(*, redis_limits: bool = False) -> Case:
     """GridAuth, API key, PostgreSQL with ``GRIDAUTH_CACHE_TTL=60``: served from the pushed key cache.
 
     Needs the real PostgreSQL at 127.0.0.1:5432; the database is this run's own,
     dropped at exit. Requests are counted once the push channel is up and every
-    key is cached.
+    key is cached. ``redis_limits``: plus the per-key limit counted in the local
+    Redis (the several-hosts deployment of ``docs/guide/scaling.rst``).
     """
     import atexit
     import time
@@ -51,7 +52,14 @@ def api_key_postgres_cached() -> Case:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    app = apps.gridauth_app(f"postgresql://postgres@127.0.0.1:5432/{name}", GRIDAUTH_CACHE_TTL=60)
+    limits: dict[str, object] = {}
+    if redis_limits:
+        limits = {
+            "GRIDAUTH_RATELIMIT_ENABLED": True,
+            "GRIDAUTH_RATELIMIT_API_KEY": apps.LIMIT,
+            "GRIDAUTH_RATELIMIT_STORAGE_URI": apps.REDIS_DB_URL,
+        }
+    app = apps.gridauth_app(f"postgresql://postgres@127.0.0.1:5432/{name}", GRIDAUTH_CACHE_TTL=60, **limits)
     atexit.register(drop)
     raw_keys = apps.with_keys(app)
     call = apps.api_key_call(app, raw_keys)
@@ -61,7 +69,16 @@ def api_key_postgres_cached() -> Case:
         time.sleep(0.05)
     for _ in raw_keys:  # now cached
         call()
-    return Case("GridAuth API key, PostgreSQL, cache on", call)
+    return Case("GridAuth API key, PostgreSQL, cache on" + (", Redis limits" if redis_limits else ""), call)
+
+
+def api_key_redis_limited() -> Case:
+    """GridAuth, API key and per-key limit on Redis: one script finds the key and counts (one round trip)."""
+    uri = apps.redis_uri("gridauth-instr")
+    import atexit
+
+    atexit.register(apps.cleanup_redis, uri)
+    return apps.api_key_redis(uri, limited=True)
 
 
 def api_key_sqlite() -> Case:
@@ -84,6 +101,8 @@ CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "api_key_memory_limited": (lambda: apps.api_key_memory(limited=True), "bare"),
     "api_key_sqlite": (api_key_sqlite, "bare"),
     "api_key_postgres_cached": (api_key_postgres_cached, "bare"),
+    "api_key_postgres_cached_redis_limited": (lambda: api_key_postgres_cached(redis_limits=True), "bare"),
+    "api_key_redis_limited": (api_key_redis_limited, "bare"),
     "jwt_hs256": (apps.jwt_hs256, "bare"),
     "jwt_hs256_full": (lambda: apps.jwt_hs256(cache=False), "bare"),
     "jwt_extended": (apps.jwt_extended_peer, "bare"),

@@ -6,7 +6,9 @@ Usage: ``.venv/bin/python bench/scale.py [--quick] [--output PATH]`` (``make ben
 Runs, one after the other, each as its own process: ``bench/postgres.py`` (an API-key
 request on PostgreSQL, with and without the key cache, against one primary-key
 ``SELECT``), ``bench/cache_propagation.py`` (how long a change takes to reach a
-cached handle on SQLite, PostgreSQL and Redis) and ``bench/two_hosts.py`` (two
+cached handle on SQLite, PostgreSQL and Redis), ``bench/resp3_cache.py``
+(redis-py's RESP3 client-side cache against our pub/sub-invalidated one: cost
+per look-up and propagation) and ``bench/two_hosts.py`` (two
 gunicorn hosts on one PostgreSQL and one Redis: revocation on A until B refuses,
 without and with ``GRIDAUTH_CACHE_TTL=60``). Each figure is written with its
 command and the load average before and after it (the machine is shared: a
@@ -61,7 +63,7 @@ def replace_section(path: Path, body: list[str]) -> None:
 
 
 def main() -> None:
-    """Run the four benches and write their section."""
+    """Run the benches and write their section."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer requests, trials and keys (a smoke run)")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
@@ -71,6 +73,7 @@ def main() -> None:
     body = [f"Run {stamp} on {os.cpu_count()} CPUs shared with other jobs.", ""]
     body += run("postgres.py", *(["--requests", "200", "--rounds", "3"] if quick else []))
     body += run("cache_propagation.py", *(["--trials", "30"] if quick else []))
+    body += run("resp3_cache.py", *(["--calls", "300", "--rounds", "3", "--trials", "30"] if quick else []))
     keys = ["--keys", "20"] if quick else []
     body += run("two_hosts.py", *keys)
     body += run("two_hosts.py", *keys, "--cache-ttl", "60")

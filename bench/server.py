@@ -1,9 +1,12 @@
 """The real-server run: the example app under gunicorn (2 workers, 127.0.0.1, a free port), driven by wrk.
 
-Three servers run side by side: one on the SQLite file with 1,000,000 keys and
+Four servers run side by side: one on the SQLite file with 1,000,000 keys and
 rate limits off (its public ``/`` is the bare route, ``/boards`` the API-key
-route), one on memory storage (1,000 keys in each worker), and one on Redis
-with the per-key limit on. wrk drives each configuration
+route), one on memory storage (1,000 keys in each worker), one on Redis
+with the per-key limit on, and the several-hosts deployment of
+``docs/guide/scaling.rst``: keys in PostgreSQL (a database of its own, created
+and dropped) with ``GRIDAUTH_CACHE_TTL=60``, the per-key limit counted in Redis.
+wrk drives each configuration
 for a bounded time, round-robin, and reports requests/second and p50/p99/p99.9
 latency, given here as ratios to the bare route. Without wrk (Debian package
 ``wrk``), a bounded Python load generator stands in, and the table says so.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -37,6 +41,10 @@ from flask_gridauth.keys import generate_key
 BENCH = Path(__file__).resolve().parent
 #: Longest a server may take to answer its first request.
 START_TIMEOUT = 30.0
+#: The several-hosts configuration of docs/guide/scaling.rst.
+POSTGRES_LOAD = "GridAuth API key + per-key limit, PostgreSQL keys (GRIDAUTH_CACHE_TTL=60) + Redis limits (/boards)"
+#: The local PostgreSQL's maintenance database (a run creates and drops a database of its own).
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 #: wrk threads and connections: two sync workers serve two requests at a time.
 THREADS, CONNECTIONS = 1, 4
 
@@ -202,6 +210,21 @@ def drive_python(load: Load, seconds: int) -> dict[str, float]:
     }
 
 
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A PostgreSQL database of this run's own (the local server); yields its URI, then drops it."""
+    import psycopg
+
+    name = f"gridauth_bench_server_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def run(*, rows: int, quick: bool) -> tuple[list[str], list[tuple[str, str, bool]]]:
     """Start both servers, drive every configuration round-robin, and return the table rows and targets."""
     have_wrk = shutil.which("wrk") is not None
@@ -248,12 +271,31 @@ def run(*, rows: int, quick: bool) -> tuple[list[str], list[tuple[str, str, bool
                 "redis",
             )
         )
+        postgres_uri = stack.enter_context(postgres_database())
+        postgres_app = apps.gridauth_app(postgres_uri)
+        postgres_keys = apps.with_keys(postgres_app)
+        postgres_app.extensions["gridauth"].storage.close()
+        postgres_port = stack.enter_context(
+            gunicorn(
+                {
+                    **base,
+                    "GRIDAUTH_STORAGE_URI": postgres_uri,
+                    "GRIDAUTH_CACHE_TTL": 60,
+                    "GRIDAUTH_RATELIMIT_ENABLED": True,
+                    "GRIDAUTH_RATELIMIT_API_KEY": apps.LIMIT,
+                    "GRIDAUTH_RATELIMIT_STORAGE_URI": apps.REDIS_DB_URL,
+                },
+                workdir,
+                "postgres",
+            )
+        )
         big = f"{rows / 1_000_000:g}M" if rows >= 1_000_000 else f"{rows // 1000}k"
         loads = [
             Load("bare route (public /)", sqlite_port, "/", sqlite_keys),
             Load("GridAuth API key, memory (/boards)", memory_port, "/boards", memory_keys),
             Load(f"GridAuth API key, SQLite {big} keys (/boards)", sqlite_port, "/boards", sqlite_keys),
             Load("GridAuth API key + per-key limit, Redis (/boards)", redis_port, "/boards", redis_keys),
+            Load(POSTGRES_LOAD, postgres_port, "/boards", postgres_keys),
         ]
         for load in loads:
             load.script = wrk_script(load, workdir)
@@ -274,7 +316,8 @@ def run(*, rows: int, quick: bool) -> tuple[list[str], list[tuple[str, str, bool
         for metric in ("p50", "p99", "p999"):
             cells += [f"{load.median(metric):,.0f}", f"{load.median(metric) / bare.median(metric):.2f}"]
         rows_out.append(f"| {load.name} | " + " | ".join(cells) + " |")
-    memory, sqlite, limited = loads[1], loads[2], loads[3]
+    memory, sqlite, limited, several = loads[1], loads[2], loads[3], loads[4]
+    several_ratio = several.median("rps") / bare.median("rps")
     memory_ratio = memory.median("rps") / bare.median("rps")
     sqlite_ratio = sqlite.median("rps") / bare.median("rps")
     tail = sqlite.median("p999") / bare.median("p999")
@@ -291,5 +334,27 @@ def run(*, rows: int, quick: bool) -> tuple[list[str], list[tuple[str, str, bool
             f"{limited.median('rps') / bare.median('rps'):.2f}",
             True,
         ),
+        (
+            "PostgreSQL keys + Redis limits, cache on ≥ 0.85 of bare throughput under gunicorn",
+            f"{several_ratio:.2f}",
+            several_ratio >= 0.85,
+        ),
     ]
     return rows_out, results
+
+
+def main() -> None:
+    """Only the real-server run (``make bench`` runs it from ``run.py``), its rows and targets printed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one round of 2 s per configuration, 20k SQLite keys")
+    parser.add_argument("--rows", type=int, default=0, help="keys in the SQLite file (default 1M, 20k with --quick)")
+    args = parser.parse_args()
+    rows_out, results = run(rows=args.rows or (20_000 if args.quick else 1_000_000), quick=args.quick)
+    verdicts = [f"{'PASS' if ok else 'MISS'}  {what}: {value}" for what, value, ok in results]
+    print("\n".join(rows_out), "", *verdicts, sep="\n")
+
+
+if __name__ == "__main__":
+    main()

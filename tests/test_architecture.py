@@ -50,6 +50,8 @@ LAYERS: dict[str, int] = {
         [
             "blueprint", "activity_routes", "leaks", "secret_scanning", "openapi", "cursors", "dashboard",
             "metrics_route",
+            "dashboard.pages", "dashboard.sign_in_views", "dashboard.key_views", "dashboard.usage_views",
+            "dashboard.audit_views", "dashboard.chart",
             "cli", "cli_audit", "cli_common", "cli_keygen",
         ],
         WEB,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -18,9 +18,11 @@ from . import signals
 from .audit import Actor, AuditLog
 from .ceilings import RateCeilings
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
+from .grants import check_scopes_held, owner_for, pay_for_quota
 from .keys import display_prefix, generate_key, hash_key
 from .principal import Principal
-from .records import KeyRecord, Quota, new_key_id, utcnow
+from .records import KeyRecord, new_key_id, utcnow
+from .rotation import rotate_key
 from .schema import (
     MAX_DURATION,
     MAX_METADATA_BYTES,
@@ -33,7 +35,6 @@ from .schema import (
     check_expires_at,
     check_metadata,
     check_name,
-    check_owner,
     check_rate_limit,
     check_scopes,
     parse_create,
@@ -110,14 +111,7 @@ class KeyManager:
         owner named explicitly; only the bootstrap token and the operator name
         another owner than their own (403 otherwise).
         """
-        if requested is None or (by is not None and isinstance(requested, str) and requested == by.owner):
-            if by is None:
-                raise InvalidRequest("owner is required", field="owner")
-            return by.owner
-        owner = check_owner(requested)
-        if by is not None and not by.is_superuser and owner != by.owner:
-            raise Forbidden("Cannot act for another owner")
-        return owner
+        return owner_for(by, requested)
 
     # -- reads ---------------------------------------------------------------
 
@@ -133,13 +127,6 @@ class KeyManager:
         return self.storage.list(owner, limit=limit, before_seq=before_seq)
 
     # -- creation ------------------------------------------------------------
-
-    def _check_grant(self, by: Principal | None, scopes: Sequence[str]) -> None:
-        if by is None:
-            return
-        missing = [s for s in scopes if not by.has_scope(s)]
-        if missing:
-            raise Forbidden("Cannot grant a scope you do not hold: " + ", ".join(missing))
 
     def _store(self, record: KeyRecord, by: Principal | None) -> KeyRecord:
         stored = self.storage.add(record)
@@ -164,7 +151,7 @@ class KeyManager:
     def _common(self, spec: NewKey, by: Principal | None) -> dict[str, Any]:
         """The fields every new key shares, once the caller may create it."""
         owner = self.owner_for(by, spec.owner)
-        self._check_grant(by, spec.scopes)
+        check_scopes_held(by, spec.scopes)
         now = utcnow()
         common: dict[str, Any] = {
             "id": new_key_id(),
@@ -178,32 +165,8 @@ class KeyManager:
             "allowed_ips": spec.allowed_ips,
             "quota": spec.quota,
         }
-        self._pay_for_quota(by, spec.quota)  # last: nothing is spent for a refused key
+        pay_for_quota(self.storage, by, spec.quota)  # last: nothing is spent for a refused key
         return common
-
-    def _pay_for_quota(self, by: Principal | None, quota: Quota | None) -> None:
-        """A caller bound by a quota pays for the quota it gives, from its own balance, atomically; else 403.
-
-        Giving a key ``quota.limit`` units spends as many of the caller's own
-        (the storage's atomic :meth:`~flask_gridauth.storage.Storage.spend_quota`,
-        so concurrent grants cannot both spend the same units): a grant moves
-        units, it never makes them. For the same reason such a caller can give
-        no key "no quota" and no refill (a refill makes units every interval,
-        for every key given one). Run last, after every other check of the
-        change, so a refused change costs nothing; units given are not
-        returned when the key is revoked or its quota lowered.
-        """
-        own_key = by.key if by is not None else None
-        if own_key is None or own_key.quota is None:
-            return
-        if quota is None:
-            raise Forbidden("A key bound by a quota cannot give a key no quota")
-        if quota.refill_amount:
-            raise Forbidden("A key bound by a quota cannot give a key a refill: it would make units")
-        use = self.storage.spend_quota(own_key, quota.limit, utcnow())
-        if use is not None and not use.allowed:
-            raise Forbidden(f"Cannot grant a quota larger than what is left of your own ({use.remaining})")
-        # use is None: the caller's quota was removed meanwhile, and with it the bound.
 
     def _register(self, spec: NewKey, by: Principal | None) -> KeyRecord:
         from .credentials.signature import load_public_key
@@ -303,7 +266,7 @@ class KeyManager:
             own_key = by.key if by is not None else None
             if own_key is not None and own_key.quota is not None and own_key.id == record.id:
                 raise Forbidden("A key bound by a quota cannot change its own quota")
-            self._pay_for_quota(by, changes["quota"])  # last: nothing is spent for a refused change
+            pay_for_quota(self.storage, by, changes["quota"])  # last: nothing is spent for a refused change
         updated = self.storage.update(record.id, changes)
         if updated is None:
             raise NotFound("API key not found")
@@ -400,34 +363,11 @@ class KeyManager:
         if old.status() != "active":
             raise Conflict("Only an active key can be rotated")
         # Rotation hands out a fresh secret: the caller must hold every scope it carries.
-        self._check_grant(by, old.scopes)
+        check_scopes_held(by, old.scopes)
         rate_limit = self.ceilings.apply(by, old.rate_limit, old.type)
-        now = utcnow()
-        raw_key = generate_key(self.key_prefix, check_environment(old.environment))
-        retire_at = now + timedelta(seconds=grace)
-        expires_at = retire_at if old.expires_at is None or old.expires_at > retire_at else None
-        # Claim first, atomically: of concurrent rotations of one key exactly one wins, and a key
-        # rotated before (still in its grace period) or revoked meanwhile cannot be rotated again.
-        if not self.storage.mark_rotated(old.id, expires_at=expires_at, rotated_at=now):
-            raise Conflict("This key was already rotated or revoked")
-        new = KeyRecord(
-            id=new_key_id(),
-            name=old.name,
-            type="api_key",
-            lookup=hash_key(raw_key),
-            prefix=display_prefix(raw_key, self.key_prefix),
-            scopes=old.scopes,
-            environment=old.environment,
-            owner=old.owner,
-            created_at=now,
-            expires_at=old.expires_at,
-            metadata=dict(old.metadata),
-            rate_limit=rate_limit,
-            allowed_ips=old.allowed_ips,
-            # The new secret continues the old key's quota counter: rotating never refills it.
-            quota=old.quota,
+        stored, raw_key = rotate_key(
+            self.storage, old, key_prefix=self.key_prefix, rate_limit=rate_limit, grace=grace, now=utcnow()
         )
-        stored = self.storage.add(new)
         logger.info("key rotated: id=%s new_id=%s prefix=%s grace=%ss", old.id, stored.id, stored.prefix, grace)
         _send(signals.key_rotated, key=stored, old_key=old)
         self._audit("key.rotated", old, by, new_key_id=stored.id, prefix=stored.prefix, grace_period=grace)

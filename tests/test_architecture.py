@@ -42,7 +42,7 @@ LAYERS: dict[str, int] = {
     "counters": CREDENTIALS,
     "limiter": CREDENTIALS,
     # service: the one place keys change, and what it records
-    **dict.fromkeys(["management", "ceilings", "audit", "usage", "metrics"], SERVICE),
+    **dict.fromkeys(["management", "grants", "rotation", "ceilings", "audit", "usage", "metrics"], SERVICE),
     # the extension: per-app state and the request hook
     **dict.fromkeys(["state", "state_config", "route_requirements", "extension"], EXTENSION),
     # web: translate HTTP, HTML and the shell into service calls

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import select
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -242,3 +245,65 @@ def test_eviction_between_read_and_write_of_a_use_is_not_undone() -> None:
     if not entries.landed:  # kept out while the entry was refreshed: it lands now
         cache.evict(record.lookup)
     assert cache.get(record.lookup) is None, "the refresh put back an entry an eviction had removed"
+
+
+def test_unread_push_bytes_bypass_the_cache() -> None:
+    """While the push connection holds bytes the listener has not read, no look-up is answered from the cache."""
+    ours, theirs = socket.socketpair()
+    try:
+        cache = KeyCache(30, live=False)
+        cache.set_live(True, feed=ours.fileno())
+        record = make_record()
+        cache.put("a", record, cache.generation)
+        assert cache.get("a") is record
+        theirs.send(b"a change")
+        assert cache.get("a") is None
+        ours.recv(64)  # the listener read it
+        assert cache.get("a") is record
+    finally:
+        ours.close()
+        theirs.close()
+    assert cache.get("a") is None  # a closed feed: the cache is not trusted
+
+
+@pytest.mark.parametrize("backend", ("postgres", "redis"))
+def test_change_waiting_for_a_busy_listener_is_seen(backend: str, request: pytest.FixtureRequest) -> None:
+    """A revocation that reached the host while the listener thread is held up is seen by the next look-up."""
+    if backend == "postgres":
+        uris = schema_postgres_uri(str(request.getfixturevalue("postgres_server")))
+    else:
+        uris = prefixed_redis_uri(str(request.getfixturevalue("redis_server")))
+    uri = next(uris)
+    cached, plain = storage_from_uri(uri), storage_from_uri(uri)
+    release = threading.Event()
+    try:
+        assert cached.enable_cache(30.0)
+        cache = _live(cached)
+        record, other = plain.add(make_record()), plain.add(make_record())
+        assert cached.find(record.lookup) == record
+        held = threading.Event()
+        evict = cache.evict
+
+        def held_evict(lookup: str) -> None:  # the listener thread, stuck (no CPU, no GIL) after one change
+            held.set()
+            release.wait(30)
+            evict(lookup)
+
+        cache.evict = held_evict  # type: ignore[method-assign]
+        plain.update(other.id, {"name": "first change"})
+        assert held.wait(20), "the first change never reached the listener"
+        assert cached.find(record.lookup) == record  # nothing waiting: still answered from the cache
+        plain.update(record.id, {"revoked_at": utcnow()})
+        feed = cache._feed
+        assert feed is not None
+        poller = select.poll()
+        poller.register(feed, select.POLLIN)
+        assert poller.poll(20_000), "the revocation never reached the push connection"
+        found = cached.find(record.lookup)
+        assert found is not None and found.revoked_at is not None, "a revoked key was answered from the cache"
+    finally:
+        release.set()
+        cached.close()
+        plain.close()
+        for _ in uris:
+            pass

@@ -8,11 +8,22 @@ pub/sub channel. A change a process makes itself empties its own cache at
 once. While the push channel is down the cache is off: every look-up goes to
 storage, as without a cache, until the channel is back. An entry is never
 used longer than ``ttl`` seconds.
+
+A change reaches a process in two steps: its bytes arrive on the push
+connection, then the listener thread reads them and evicts. On a busy host the
+second step waits for a CPU and for the GIL (up to the interpreter's switch
+interval, 5 ms, behind a request that holds it, and longer when that request's
+thread is preempted). So a listener names its connection's file descriptor
+(the ``feed``), and a look-up that would be answered from the cache first polls
+it without blocking: while bytes are waiting there, nothing is answered from
+the cache. A change then counts from the moment it reaches the host, whoever
+is scheduled; the poll costs one system call per hit (about 0.7 µs).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +36,20 @@ MAX_ENTRIES = 10_000
 EVERY_KEY = "*"
 
 
+def unread(feed: int) -> bool:
+    """Whether the connection ``feed`` (a file descriptor) holds bytes not read yet, or cannot be polled.
+
+    A closed descriptor (or a hung-up connection) counts as unread: the cache is not trusted then.
+    A fresh poll object each time: one shared by threads would refuse concurrent calls.
+    """
+    try:
+        poller = select.poll()
+        poller.register(feed, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 class KeyCache:
     """Found records by lookup, each for at most ``ttl`` seconds, while the push channel is ``live``."""
 
@@ -33,6 +58,8 @@ class KeyCache:
         self.clock = clock
         self._entries: dict[str, tuple[float, KeyRecord]] = {}
         self._live = live
+        #: The push connection's file descriptor, polled before each hit (``None``: not polled).
+        self._feed: int | None = None
         self._lock = threading.Lock()
         #: Look-ups answered from the cache, and evictions pushed, since start (for tests and metrics).
         self.hits = 0
@@ -45,10 +72,14 @@ class KeyCache:
         """Whether the push channel is up (the cache is used only then)."""
         return self._live
 
-    def set_live(self, live: bool) -> None:
-        """The push channel went up or down; either way the cache starts empty (down: and stays off)."""
+    def set_live(self, live: bool, *, feed: int | None = None) -> None:
+        """The push channel went up or down; either way the cache starts empty (down: and stays off).
+
+        ``feed``: the file descriptor the changes arrive on, while up (see the module's doc).
+        """
         with self._lock:
             self._live = live
+            self._feed = feed if live else None
             self.generation += 1
             self._entries.clear()
 
@@ -60,6 +91,9 @@ class KeyCache:
         if entry[0] <= self.clock():
             self._entries.pop(lookup, None)
             return None
+        feed = self._feed
+        if feed is not None and unread(feed):
+            return None  # a change has arrived that the listener has not read yet
         self.hits += 1
         return entry[1]
 

@@ -60,7 +60,7 @@ class PostgresChanges(Storage):
             try:
                 with self._psycopg.connect(self.conninfo, autocommit=True) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
-                    cache.set_live(True)
+                    cache.set_live(True, feed=conn.fileno())
                     while self._listening == pid:
                         for note in conn.notifies(timeout=0.5):
                             cache.evict(note.payload)

@@ -186,8 +186,9 @@ class RedisStorage(RedisSessions, RedisRestarts, RedisActivity):
                     message = pubsub.get_message(timeout=0.5)
                     if message is None:
                         continue
-                    if message["type"] == "subscribe":
-                        cache.set_live(True)
+                    if message["type"] == "subscribe":  # also after redis-py reconnected: a new socket
+                        sock = getattr(pubsub.connection, "_sock", None)
+                        cache.set_live(True, feed=None if sock is None else sock.fileno())
                     elif message["type"] == "message":
                         cache.evict(message["data"].decode())
             except failures as exc:

@@ -25,6 +25,7 @@ ACTIONS = (
     "key.leaked",
     "key.canary_used",
     "signing_key.registered",
+    "owner.limit_updated",
     "dashboard.signed_in",
     "dashboard.signed_out",
 )

@@ -21,6 +21,7 @@ from .cli_common import clean_errors as _clean_errors
 from .cli_common import parse_duration
 from .cli_common import table as _table
 from .cli_keygen import keygen
+from .cli_owner_limit import owner_limit
 from .errors import StorageError
 from .extension import get_state
 from .records import KeyRecord, isoformat, utcnow
@@ -295,3 +296,4 @@ def rotate_token(yes: bool) -> None:
 
 gridauth_cli.add_command(keygen)
 gridauth_cli.add_command(audit)
+gridauth_cli.add_command(owner_limit)

@@ -20,6 +20,7 @@ from .ceilings import RateCeilings
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .grants import check_scopes_held, owner_for, pay_for_quota
 from .keys import display_prefix, generate_key, hash_key
+from .management_owners import OwnerLimitManagement
 from .principal import Principal
 from .records import KeyRecord, new_key_id, utcnow
 from .rotation import rotate_key
@@ -71,7 +72,7 @@ def _send(signal: Any, **kwargs: Any) -> None:
     signal.send(sender, **kwargs)
 
 
-class KeyManager:
+class KeyManager(OwnerLimitManagement):
     """Create, read, list, update, revoke and rotate keys in one app's storage.
 
     Every input goes through the one schema (:mod:`flask_gridauth.schema`) here,
@@ -97,6 +98,7 @@ class KeyManager:
         self.audit = audit if audit is not None else AuditLog(storage)
         #: Rate-limit ceilings (none unless the app's configuration gives them).
         self.ceilings = ceilings or RateCeilings()
+        self.owner_limit_listeners = []
 
     def _audit(self, action: str, record: KeyRecord, by: Principal | Actor | None, **details: Any) -> None:
         """Record ``action`` on ``record`` (never its secret or hash: only what the key object shows)."""

@@ -45,6 +45,7 @@ from .counters import counter_storage, limiter_for
 from .failed_auth import address_bucket as address_bucket  # re-exported
 from .failed_auth import record_failure
 from .memory_counters import MemoryCounters as MemoryCounters  # re-exported: the in-process counters
+from .owner_limits import OwnerLimits
 from .principal import Principal
 from .ratelimit_counting import MAX_CACHED, Counting, Result, counted_results, unavailable
 from .ratelimit_items import ROUTE_LIMITS_ATTR, Decision, Limit, Stats, config_limits, decide, parse_limits
@@ -97,11 +98,11 @@ class RateLimits:
         failed: tuple[Limit, ...] | None,
         precount: Precount | None = None,
         limiter: RateLimiter | None = None,
-        owner: tuple[Limit, ...] | None = None,
+        owners: OwnerLimits | None = None,
     ) -> None:
         self.counting = Counting(counters, limiter)
-        #: ``GRIDAUTH_RATELIMIT_OWNER``: one budget per owner, beside each credential's own limits.
-        self.owner = owner
+        #: Owner-wide limits (``GRIDAUTH_RATELIMIT_OWNER`` and its per-owner overrides), beside each credential's own.
+        self.owners = owners
         self._precount = precount
         self.defaults: dict[str, tuple[Limit, ...] | None] = dict(defaults)
         self.failed = failed
@@ -137,8 +138,8 @@ class RateLimits:
             # The counters live on the key storage's own server (counter_storage): one look-up can do both.
             windows = tuple(v for limit in api_key for v in (limit.suffix, limit.expiry))
             precount = Precount(storage, shared[1] + "api_key:", windows, api_key)
-        owner = config_limits(config, c.RATELIMIT_OWNER)
-        return cls(counters, defaults=defaults, failed=failed, precount=precount, limiter=limiter, owner=owner)
+        owners = OwnerLimits(storage, config_limits(config, c.RATELIMIT_OWNER))
+        return cls(counters, defaults=defaults, failed=failed, precount=precount, limiter=limiter, owners=owners)
 
     # -- what a request counts against ---------------------------------------
 
@@ -191,12 +192,15 @@ class RateLimits:
         return limits
 
     def owner_limits(self, principal: Principal) -> tuple[Limit, ...] | None:
-        """The owner-wide limits ``principal``'s requests count against, if any."""
-        return self.owner if principal.kind not in NOT_OWNER_KINDS else None
+        """The owner-wide limits ``principal``'s requests count against: its owner's override, else the default."""
+        owners = self.owners
+        if owners is None or principal.kind in NOT_OWNER_KINDS:
+            return None
+        return owners.for_owner(principal.owner)
 
     def owner_limited(self) -> bool:
         """Whether an owner-wide limit may refuse a request after its credential's own limits passed."""
-        return self.owner is not None
+        return self.owners is not None and self.owners.any()
 
     # -- counting ------------------------------------------------------------
 

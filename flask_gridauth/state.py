@@ -135,6 +135,9 @@ class GridAuthState:
         self.signatures: SignatureVerifier = build_signatures(app)
         self.signature_environ = frozenset(self.signatures.environ_names)
         self.ratelimit: RateLimits | None = build_ratelimit(app, self.storage)
+        if self.ratelimit is not None and self.ratelimit.owners is not None:
+            # An override changed through this app takes effect here at once (elsewhere within OVERRIDE_TTL).
+            self.keys.owner_limit_listeners.append(self.ratelimit.owners.forget)
         #: A key's own settings: environments, address allowlist, quota, expiry warning.
         self.policy = KeyPolicy.from_config(cfg, self.storage)
         #: This app's Prometheus metrics (``GRIDAUTH_METRICS``); ``None`` when off.

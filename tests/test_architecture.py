@@ -39,10 +39,13 @@ LAYERS: dict[str, int] = {
     "ratelimit_items": CREDENTIALS,
     "ratelimit_counting": CREDENTIALS,
     "failed_auth": CREDENTIALS,
+    "owner_limits": CREDENTIALS,
     "counters": CREDENTIALS,
     "limiter": CREDENTIALS,
     # service: the one place keys change, and what it records
-    **dict.fromkeys(["management", "grants", "rotation", "ceilings", "audit", "usage", "metrics"], SERVICE),
+    **dict.fromkeys(
+        ["management", "management_owners", "grants", "rotation", "ceilings", "audit", "usage", "metrics"], SERVICE
+    ),
     # the extension: per-app state and the request hook
     **dict.fromkeys(["state", "state_config", "route_requirements", "extension"], EXTENSION),
     # web: translate HTTP, HTML and the shell into service calls
@@ -52,7 +55,7 @@ LAYERS: dict[str, int] = {
             "metrics_route",
             "dashboard.pages", "dashboard.sign_in_views", "dashboard.key_views", "dashboard.usage_views",
             "dashboard.audit_views", "dashboard.chart",
-            "cli", "cli_audit", "cli_common", "cli_keygen",
+            "cli", "cli_audit", "cli_common", "cli_keygen", "cli_owner_limit",
         ],
         WEB,
     ),

@@ -76,6 +76,10 @@ _READS = frozenset(
         "add_usage",
         "list_usage",
         "purge_usage",
+        # per-owner rate-limit overrides: no key field either
+        "set_owner_limit",
+        "get_owner_limit",
+        "owner_limits",
     }
 )
 
@@ -193,6 +197,21 @@ class Storage(ABC):
     @abstractmethod
     def touch(self, record: KeyRecord, when: datetime) -> None:
         """Record that ``record`` was used at ``when``."""
+
+    @abstractmethod
+    def set_owner_limit(self, owner: str, limit: str | None) -> None:
+        """Store ``owner``'s override of ``GRIDAUTH_RATELIMIT_OWNER`` (a checked limit string); ``None`` clears it.
+
+        Durable like a key change, and seen by every process sharing the store.
+        """
+
+    @abstractmethod
+    def owner_limits(self) -> dict[str, str]:
+        """Every owner's override, owner to limit string (one call: the rate limiter reads them all at once)."""
+
+    def get_owner_limit(self, owner: str) -> str | None:
+        """``owner``'s override, or ``None``; by default read from :meth:`owner_limits`."""
+        return self.owner_limits().get(owner)
 
     @abstractmethod
     def claim_once(self, token: str, ttl: float) -> bool:

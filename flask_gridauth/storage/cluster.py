@@ -12,7 +12,8 @@ Layout (``{...}`` is a hash tag: every key with the same tag is in one slot):
 - ``{<p>}:id:<id>``, ``{<p>}:owner:<owner>``, ``{<p>}:all``, ``{<p>}:seq``: the
   indexes, all in one slot of their own;
 - ``<p>:seen:<token>``: the replay cache, one key each (``SET NX PX``);
-- ``{<p>}:audit:...`` and ``{<p>}:usage:...``: the audit log and usage counts, in the indexes' slot.
+- ``{<p>}:audit:...`` and ``{<p>}:usage:...``: the audit log and usage counts, in the indexes' slot;
+- ``<p>:owner_limits``: the per-owner overrides, one hash (single-key commands; owners are fields).
 
 The key cache (``GRIDAUTH_CACHE_TTL``) works as on one server: a change is
 published on ``<p>:changes`` with plain ``PUBLISH`` (from inside the

@@ -44,6 +44,8 @@ class MemoryStorage(Storage):
         self._event_seq = 0
         # (key id, hour) -> ([allowed, forbidden, rate_limited], {scope: count})
         self._usage: dict[tuple[str, int], tuple[list[int], dict[str, int]]] = {}
+        # Owner -> its override of GRIDAUTH_RATELIMIT_OWNER.
+        self._owner_limits: dict[str, str] = {}
 
     def add(self, record: KeyRecord) -> KeyRecord:
         """Store a new key, assigning the next ``seq``."""
@@ -145,6 +147,19 @@ class MemoryStorage(Storage):
             current = self._by_id.get(record.id)
             if current is not None:
                 self._by_id[record.id] = dataclasses.replace(current, last_used_at=when)
+
+    def set_owner_limit(self, owner: str, limit: str | None) -> None:
+        """Set or clear the override in this object's dict."""
+        with self._lock:
+            if limit is None:
+                self._owner_limits.pop(owner, None)
+            else:
+                self._owner_limits[owner] = limit
+
+    def owner_limits(self) -> dict[str, str]:
+        """A copy of every override."""
+        with self._lock:
+            return dict(self._owner_limits)
 
     def add_session(self, session_id: str, subject: str, expires_at: datetime) -> None:
         """Remember the session; expired ones are dropped on the way."""

@@ -47,6 +47,7 @@ from .base import KeyExistsError, QuotaUse, check_changes
 from .postgres_activity import PostgresActivity
 from .postgres_changes import PostgresChanges
 from .postgres_connections import PostgresConnections, parse_uri
+from .postgres_owners import PostgresOwners
 from .postgres_records import _quota_columns, _record
 from .postgres_sessions import PURGE_BATCH as PURGE_BATCH
 from .postgres_sessions import PURGE_EVERY as PURGE_EVERY
@@ -87,7 +88,7 @@ _SPEND_SQL = (
 MAX_CACHED_ROWS = 4096
 
 
-class PostgresStorage(PostgresConnections, PostgresChanges, PostgresSessions, PostgresActivity):
+class PostgresStorage(PostgresConnections, PostgresChanges, PostgresSessions, PostgresActivity, PostgresOwners):
     """Keys in PostgreSQL, shared by every process and host using the same database."""
 
     schemes = ("postgresql", "postgres")

@@ -113,6 +113,17 @@ CREATE INDEX gridauth_usage_hour ON {s}gridauth_usage (hour);
 ALTER TABLE {s}gridauth_keys ADD COLUMN rotated_at timestamptz;
 """,
     ),
+    (
+        6,
+        # Per-owner overrides of GRIDAUTH_RATELIMIT_OWNER (flask gridauth owner-limit).
+        """
+CREATE TABLE {s}gridauth_owner_limits (
+    owner text PRIMARY KEY,
+    rate_limit text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+""",
+    ),
 )
 
 _VERSION_TABLE = (

@@ -13,6 +13,7 @@ Layout, all under one prefix (``gridauth`` unless ``?key_prefix=`` says otherwis
 - ``<p>:ratelimit:...`` the rate-limit counters (``limits``' key names; see :mod:`flask_gridauth.ratelimit`);
 - ``<p>:audit:ev:<seq>`` an audit event as JSON, indexed by ``seq`` in the sorted sets
   ``<p>:audit:all``, ``<p>:audit:owner:<owner>`` and ``<p>:audit:target:<id>``; ``<p>:audit:seq`` counts;
+- ``<p>:owner_limits`` hash of owner to its override of ``GRIDAUTH_RATELIMIT_OWNER``;
 - ``<p>:usage:<id>:<hour>`` hash of one key's counts in one hour (``a``, ``f``, ``r``, ``s:<scope>``),
   indexed by hour in ``<p>:usage:idx:<id>`` and, for the purge, in ``<p>:usage:hours``.
 
@@ -46,6 +47,7 @@ from ..errors import StorageError
 from ..records import KeyRecord, utcnow
 from .base import Counted, KeyExistsError, QuotaUse, check_changes
 from .redis_activity import RedisActivity
+from .redis_owners import RedisOwners
 from .redis_records import _dump, _load, _quota_counter
 from .redis_restarts import RedisRestarts
 from .redis_scripts import _ADD, _CAS, _FIND_COUNT, _GET, _LIST, _ROTATE, _SPEND
@@ -89,7 +91,7 @@ def split_uri(uri: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
-class RedisStorage(RedisSessions, RedisRestarts, RedisActivity):
+class RedisStorage(RedisSessions, RedisRestarts, RedisActivity, RedisOwners):
     """Keys on a Redis server; revocations are seen by every process at once."""
 
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "valkey", "valkeys")

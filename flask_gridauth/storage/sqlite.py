@@ -31,6 +31,7 @@ from ..records import REFILL_SECONDS, KeyRecord, utcnow
 from .base import KeyExistsError, QuotaUse, check_changes
 from .sqlite_activity import SQLiteActivity
 from .sqlite_connections import SQLiteConnections, sqlite_path
+from .sqlite_owners import SQLiteOwners
 from .sqlite_records import _COLUMNS, _FULL_COLUMNS, _JSON_FIELDS, _TIME_FIELDS, _quota_columns, _record
 from .sqlite_schema import MIGRATIONS as MIGRATIONS
 from .sqlite_sessions import SQLiteSessions
@@ -60,7 +61,7 @@ _FIND_SQL = f"SELECT {_COLUMNS} FROM gridauth_keys WHERE lookup = ?"  # noqa: S6
 MAX_CACHED_ROWS = 4096
 
 
-class SQLiteStorage(SQLiteConnections, SQLiteSessions, SQLiteActivity):
+class SQLiteStorage(SQLiteConnections, SQLiteSessions, SQLiteActivity, SQLiteOwners):
     """Keys in one SQLite file, shared by every thread and process that opens it."""
 
     schemes = ("sqlite",)

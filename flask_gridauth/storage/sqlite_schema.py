@@ -76,6 +76,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: the rotation mark, claimed once by mark_rotated (atomic rotation).
     ("ALTER TABLE gridauth_keys ADD COLUMN rotated_at REAL",),
+    # 3: per-owner overrides of GRIDAUTH_RATELIMIT_OWNER (flask gridauth owner-limit).
+    (
+        "CREATE TABLE IF NOT EXISTS gridauth_owner_limits ("
+        " owner TEXT PRIMARY KEY, rate_limit TEXT NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID",
+    ),
 )
 
 

@@ -29,13 +29,16 @@ from .activity_contract import ActivityContract
 from .concurrency_contract import ConcurrencyContract
 from .factories import make_event, make_record
 from .key_contract import KeyContract
+from .owner_limit_contract import OwnerLimitContract
 from .quota_contract import QuotaContract
 from .session_contract import SessionContract
 
 __all__ = ["StorageContract", "make_event", "make_record"]
 
 
-class StorageContract(KeyContract, ConcurrencyContract, QuotaContract, SessionContract, ActivityContract):
+class StorageContract(
+    KeyContract, ConcurrencyContract, QuotaContract, SessionContract, ActivityContract, OwnerLimitContract
+):
     """Behaviour every backend must share: subclass it and provide a ``storage_factory`` fixture."""
 
     #: ``False`` for a backend whose handles do not share one store (``memory://``).
@@ -79,6 +82,7 @@ class StorageContract(KeyContract, ConcurrencyContract, QuotaContract, SessionCo
             "add", "get", "find", "list", "update", "touch", "claim_once", "ping",
             "add_session", "session_subject", "end_session", "end_sessions",
             "add_audit_event", "list_audit_events", "purge_audit_events", "add_usage", "list_usage", "purge_usage",
+            "set_owner_limit", "owner_limits",
         ):  # fmt: skip
             method = getattr(type(storage), name)
             assert getattr(method, "__gridauth_wrapped__", False), name

@@ -170,3 +170,22 @@ def test_a_key_with_a_quota_is_still_one_round_trip(tmp_path: Any, redis_uri: st
     assert [r.headers["X-Quota-Remaining"] for r in responses] == ["2", "1", "0", "0"]
     assert responses[3].json["code"] == "quota_exceeded"
     assert [r.headers["X-RateLimit-Remaining"] for r in responses] == ["4", "3", "2", "1"]
+
+
+def test_an_owner_override_is_not_read_per_request(tmp_path: Any, redis_uri: str, round_trips: RoundTrips) -> None:
+    """With an owner's override, each request is the look-up plus the owner counter; the overrides are not read."""
+    app = limited_app(tmp_path, redis_uri)
+    _, warm = create_key(app, owner="warm")
+    _, raw = create_key(app, owner="acme")
+    with app.app_context():
+        get_state(app).keys.set_owner_limit("acme", "3/minute")
+    client = app.test_client()
+    assert client.get("/items", headers=bearer(warm)).status_code == 200  # connects, reads the overrides once
+    per_request = []
+    statuses = []
+    for _ in range(4):
+        before = len(round_trips.sent)
+        statuses.append(client.get("/items", headers=bearer(raw)).status_code)
+        per_request.append(round_trips.sent[before:])
+    assert statuses == [200, 200, 200, 429]
+    assert per_request == [["EVALSHA", "EVALSHA"]] * 4  # the key's script, then the owner counter's incr script

@@ -1,10 +1,6 @@
-"""The key dashboard in headless Chromium against the example app on a real loopback server.
+"""The key dashboard in headless Chromium (Debian's /usr/bin/chromium through Playwright): key lifecycle and forms.
 
-Uses Debian's ``/usr/bin/chromium`` through Playwright (never a downloaded
-browser). Outside CI the tests skip when it is missing; with ``CI=true`` a
-missing Chromium is a failure. Screenshots of every page go to a temporary
-folder, or to ``GRIDAUTH_SCREENSHOT_DIR`` when set (the docs use
-``docs/_static/screenshots``).
+See :mod:`tests.dashboard_browser_support` for the server, the browser and where screenshots go.
 """
 
 from __future__ import annotations
@@ -12,160 +8,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from flask import Flask
-from werkzeug.serving import make_server
 
 from flask_gridauth import get_state
-from flask_gridauth.activity import HOUR, UsageCount, hour_of
 
-from .conftest import TOKEN, bearer, load_example
+from .conftest import TOKEN, bearer
+from .dashboard_browser_support import (
+    Site,
+    chromium,
+    page,
+    shot,
+    sign_in,
+    site,
+    submit,
+)
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VIEWPORT = {"width": 1180, "height": 760}
-#: Where screenshots go. Read at import: conftest's isolation removes every GRIDAUTH_* variable before fixtures run.
-SCREENSHOT_DIR = os.environ.get("GRIDAUTH_SCREENSHOT_DIR")
-
-
-class Site:
-    """The example app served on 127.0.0.1, and where screenshots go."""
-
-    def __init__(self, app: Flask, base: str, shots: Path) -> None:
-        self.app = app
-        self.base = base
-        self.dashboard = base + "/dashboard"
-        self.shots = shots
-
-    def create_key(self, scopes: list[str], owner: str, name: str) -> tuple[Any, str]:
-        """Create a key through the Python API."""
-        with self.app.app_context():
-            return get_state(self.app).keys.create(name=name, scopes=scopes, owner=owner)
-
-    def api(self, raw_key: str) -> int:
-        """Status of ``GET /boards`` with ``raw_key``."""
-        return requests.get(self.base + "/boards", headers=bearer(raw_key), timeout=10).status_code
-
-
-class ClosingResponses:
-    """WSGI middleware: read each response whole and close the app's iterable before the server writes it.
-
-    werkzeug's development server skips ``close()`` on a response when the client resets the
-    connection (Chromium does when a context closes with the favicon request in flight), which left
-    the favicon file that ``send_file`` opened to the garbage collector: a ``ResourceWarning`` at a
-    later test's teardown. Bodies here are small pages, so buffering them costs nothing.
-    """
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        """Call the app, join its body, and close its iterable whatever happens."""
-        iterable = self.app(environ, start_response)
-        try:
-            return [b"".join(iterable)]
-        finally:
-            close = getattr(iterable, "close", None)
-            if close is not None:
-                close()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright; skipped (or failed under CI) when absent."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} is required in CI: apt-get install chromium chromium-driver")
-        pytest.skip(f"no {CHROMIUM}: install Debian's chromium and chromium-driver to run the browser tests")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("the playwright package is required in CI (the test extra installs it)")
-        pytest.skip("the playwright package is not installed: pip install -e '.[test]'")
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """The example app on a free loopback port, with SQLite storage in a temporary folder."""
-    folder = tmp_path_factory.mktemp("dashboard-browser")
-    app = load_example("quickstart").create_app(
-        {
-            "GRIDAUTH_API_TOKEN": TOKEN,
-            "GRIDAUTH_STORAGE_URI": f"sqlite:///{folder / 'gridauth.db'}",
-            "GRIDAUTH_TOKEN_FILE": str(folder / "token.json"),
-        }
-    )
-    server = make_server("127.0.0.1", 0, ClosingResponses(app), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="dashboard-test-server", daemon=True)
-    thread.start()
-    shots = Path(SCREENSHOT_DIR or folder / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    try:
-        yield Site(app, f"http://127.0.0.1:{server.server_port}", shots)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    """A fresh browser context (no cookies) with clipboard access, and its page."""
-    context = chromium.new_context(viewport=VIEWPORT, permissions=["clipboard-read", "clipboard-write"])
-    context.set_default_timeout(15_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-def shot(site: Site, page: Any, name: str) -> None:
-    """Save a full-page screenshot of the current page."""
-    page.screenshot(path=str(site.shots / f"{name}.png"), full_page=True)
-
-
-def sign_in(site: Site, page: Any, credential: str) -> Any:
-    """Fill and submit the sign-in form; the response to the POST."""
-    page.goto(site.dashboard + "/sign-in")
-    page.fill("#credential", credential)
-    with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        page.click("main button[type=submit]")
-    page.wait_for_load_state()
-    return posted.value
-
-
-def submit(page: Any) -> Any:
-    """Submit the main form of the page; the response to the POST."""
-    with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        page.click("main form button[type=submit]")
-    page.wait_for_load_state()
-    return posted.value
+__all__ = ["chromium", "page", "site"]  # fixtures from dashboard_browser_support
 
 
 def test_full_key_lifecycle(site: Site, page: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -346,105 +210,3 @@ def test_readable_without_css(site: Site, page: Any) -> None:
     text = page.inner_text("main")
     assert "Your keys" in text and "CI deploy job" in text and "revoked" in text
     assert page.locator("table caption").inner_text().startswith("Keys")
-
-
-def csp_watch(page: Any) -> list[str]:
-    """Collect the page's console errors and page errors (Chromium reports each CSP violation there)."""
-    seen: list[str] = []
-    page.on("console", lambda message: seen.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: seen.append(str(error)))
-    return seen
-
-
-def seed_usage(site: Site, key_id: str, hours_ago: int, **counts: int) -> None:
-    """Usage counts of ``key_id`` in the hour ``hours_ago`` hours before this one, as if flushed by a worker."""
-    with site.app.app_context():
-        hour = hour_of(time.time()) - hours_ago * HOUR
-        get_state(site.app).storage.add_usage([UsageCount(key_id, hour, **counts)])
-
-
-def test_usage_chart_and_narrowing_in_chromium(site: Site, page: Any) -> None:
-    """The key page's SVG chart renders its bars to scale under the CSP, and "Narrow to used scopes" works."""
-    errors = csp_watch(page)
-    record, raw = site.create_key(["read", "holdings:write"], "carol", "chart key")
-    seed_usage(site, record.id, 3, allowed=12, forbidden=3, rate_limited=5)
-    for _ in range(4):
-        assert site.api(raw) == 200
-    assert requests.post(site.base + "/orders", headers=bearer(raw), json={}, timeout=10).status_code == 403
-    sign_in(site, page, TOKEN)
-    response = page.goto(f"{site.dashboard}/keys/{record.id}?days=1")
-    assert response is not None and response.status == 200
-    assert "unsafe-inline" not in response.headers["content-security-policy"]
-
-    chart = page.locator("#usage-chart")
-    assert chart.get_attribute("role") == "img"
-    assert page.text_content("#usage-chart-title") == "Requests per hour over the last 24 hours"
-    assert page.locator("#usage-chart g.bucket").count() == 24
-    bars = page.eval_on_selector_all(
-        "#usage-chart rect.bar",
-        """rects => rects.map(r => ({
-            series: r.dataset.series, value: Number(r.dataset.value),
-            height: r.getBoundingClientRect().height, width: r.getBoundingClientRect().width,
-            fill: getComputedStyle(r).fill}))""",
-    )
-    # The seeded hour (12, 3, 5) and this hour's real requests (4 allowed, 1 forbidden): five segments.
-    assert sorted((b["series"], b["value"]) for b in bars) == [
-        ("allowed", 4),
-        ("allowed", 12),
-        ("forbidden", 1),
-        ("forbidden", 3),
-        ("rate_limited", 5),
-    ]
-    assert all(b["width"] > 5 and b["height"] > 1 for b in bars), bars
-    # Drawn to scale in rendered pixels: 12 allowed stand 12/5 as tall as 5 rate-limited.
-    height = {(b["series"], b["value"]): b["height"] for b in bars}
-    assert height[("allowed", 12)] / height[("rate_limited", 5)] == pytest.approx(12 / 5, rel=0.02)
-    assert height[("allowed", 12)] / height[("allowed", 4)] == pytest.approx(3, rel=0.02)
-    assert {b["fill"] for b in bars if b["series"] == "allowed"} == {"rgb(30, 122, 60)"}
-    assert page.inner_text("#usage-summary").startswith("Over the last 24 hours: 25 requests, 16 allowed")
-    page.locator("figure.chart").screenshot(path=str(site.shots / "usage-chart.png"))
-    page.screenshot(path=str(site.shots / "key-page.png"), clip={"x": 0, "y": 0, "width": 900, "height": 440})
-
-    assert "This key never used holdings:write in the last 24 hours." in page.inner_text("#never-used")
-    page.locator(".least-privilege").screenshot(path=str(site.shots / "least-privilege.png"))
-    with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        page.click("#narrow-scopes")
-    assert posted.value.status == 303
-    page.wait_for_selector("text=Narrowed the key")
-    assert page.inner_text("#scopes-held") == "read"
-    assert site.api(raw) == 200
-    assert errors == [], errors
-
-
-def test_audit_page_in_chromium(site: Site, page: Any) -> None:
-    """The audit page lists a key's events newest first, filters them, and reports no CSP violation."""
-    errors = csp_watch(page)
-    record, _ = site.create_key(["read"], "dave", "audited key")
-    with site.app.app_context():
-        keys = get_state(site.app).keys
-        keys.disable(record.id, owner="dave")
-        keys.enable(record.id, owner="dave")
-    sign_in(site, page, TOKEN)
-    with page.expect_navigation():
-        page.click("nav >> text=Audit log")
-    assert page.url.endswith("/dashboard/audit")
-    assert page.locator("tr.audit-row").count() >= 4
-    page.fill("#key", record.id)
-    with page.expect_navigation():
-        page.click("main form button[type=submit]")
-    actions = page.eval_on_selector_all("tr.audit-row", "rows => rows.map(r => r.dataset.action)")
-    assert actions == ["key.enabled", "key.disabled", "key.created"]
-    assert "dave" in page.inner_text("table.audit")
-    page.set_viewport_size({"width": 1000, "height": 600})
-    page.locator("main").screenshot(path=str(site.shots / "audit.png"))
-    page.select_option("#action", "key.disabled")
-    with page.expect_navigation():
-        page.click("main form button[type=submit]")
-    assert page.eval_on_selector_all("tr.audit-row", "rows => rows.map(r => r.dataset.action)") == ["key.disabled"]
-    assert errors == [], errors
-    # The watch does see a violation: an inline style injected now is refused and reported.
-    page.evaluate(
-        "() => { const s = document.createElement('style'); s.textContent = 'body{}'; document.head.append(s); }"
-    )
-    page.wait_for_timeout(200)
-    assert any("Content Security Policy" in e for e in errors), errors

@@ -279,7 +279,7 @@ def test_made_up_methods_do_not_grow_the_requirement_cache(tmp_path: Any) -> Non
     client = app.test_client()
     for i in range(50):
         assert client.open("/nowhere", method=f"X{i}").status_code == 401
-    assert app.extensions["gridauth"]._requirements == {}
+    assert app.extensions["gridauth"].requirement._known == {}
 
 
 def test_sqlite_file_created_private(tmp_path: Any) -> None:

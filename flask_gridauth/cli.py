@@ -9,7 +9,7 @@ one-line ``Error: ...`` and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import click
 from flask import current_app
@@ -18,13 +18,12 @@ from flask.cli import AppGroup
 from . import config as c
 from .cli_audit import audit
 from .cli_common import clean_errors as _clean_errors
-from .cli_common import parse_duration
-from .cli_common import table as _table
+from .cli_common import echo_keys, echo_table, every_key, parse_duration, when
 from .cli_keygen import keygen
 from .cli_owner_limit import owner_limit
 from .errors import StorageError
 from .extension import get_state
-from .records import KeyRecord, isoformat, utcnow
+from .records import KeyRecord, utcnow
 from .responses import UNMATCHED_ATTR
 
 P = ParamSpec("P")
@@ -33,12 +32,8 @@ R = TypeVar("R")
 gridauth_cli = AppGroup("gridauth", help="Manage flask_gridauth keys and tokens.")
 
 
-def _when(value: Any) -> str:
-    return isoformat(value) or "-"
-
-
 def _describe(record: KeyRecord) -> str:
-    expires = _when(record.expires_at) if record.expires_at else "never"
+    expires = when(record.expires_at) if record.expires_at else "never"
     return (
         f"{record.id}  name={record.name!r}  scopes={','.join(record.scopes)}  owner={record.owner}"
         f"  environment={record.environment}  expires={expires}"
@@ -93,37 +88,8 @@ def create_key(
 @_clean_errors
 def list_keys(owner: str | None) -> None:
     """List keys, newest first, without secrets."""
-    keys = get_state().keys
-    records: list[KeyRecord] = []
-    before: int | None = None
-    while True:  # bounded: every page moves ``before`` strictly down
-        page = keys.list(owner=owner, limit=100, before_seq=before)
-        records.extend(page)
-        if len(page) < 100:
-            break
-        before = page[-1].seq
-    if not records:
-        click.echo("No keys.")
-        return
-    headers = ("ID", "NAME", "TYPE", "PREFIX", "SCOPES", "ENV", "OWNER", "STATUS", "CREATED", "EXPIRES", "LAST USED")
-    rows = [
-        (
-            r.id,
-            r.name,
-            r.type,
-            r.prefix,
-            ",".join(r.scopes),
-            r.environment,
-            r.owner,
-            r.status(),
-            _when(r.created_at),
-            _when(r.expires_at),
-            _when(r.last_used_at),
-        )
-        for r in records
-    ]
-    for line in _table(headers, rows):
-        click.echo(line)
+    columns = ("ID", "NAME", "TYPE", "PREFIX", "SCOPES", "ENV", "OWNER", "STATUS", "CREATED", "EXPIRES", "LAST USED")
+    echo_keys(list(every_key(get_state().keys, owner)), columns, empty="No keys.")
 
 
 @gridauth_cli.command("revoke")
@@ -132,7 +98,7 @@ def list_keys(owner: str | None) -> None:
 def revoke(key_id: str) -> None:
     """Revoke a key at once (every process sharing the storage sees it)."""
     record = get_state().keys.revoke(key_id)
-    click.echo(f"Revoked {record.id} ({record.name!r}) at {_when(record.revoked_at)}")
+    click.echo(f"Revoked {record.id} ({record.name!r}) at {when(record.revoked_at)}")
 
 
 @gridauth_cli.command("expiring")
@@ -144,24 +110,14 @@ def expiring(within: str, owner: str | None) -> None:
     seconds = parse_duration(within, "--within")
     now = utcnow()
     horizon = now + timedelta(seconds=seconds)
-    keys = get_state().keys
-    found: list[KeyRecord] = []
-    before: int | None = None
-    while True:  # bounded: every page moves ``before`` strictly down
-        page = keys.list(owner=owner, limit=100, before_seq=before)
-        found.extend(
-            r for r in page if r.revoked_at is None and r.expires_at is not None and now < r.expires_at <= horizon
-        )
-        if len(page) < 100:
-            break
-        before = page[-1].seq
-    if not found:
-        click.echo(f"No key expires within {within}.")
-        return
+    found = [
+        r
+        for r in every_key(get_state().keys, owner)
+        if r.revoked_at is None and r.expires_at is not None and now < r.expires_at <= horizon
+    ]
     found.sort(key=lambda r: r.expires_at or now)
-    rows = [(r.id, r.name, r.prefix, r.owner, r.status(now), _when(r.expires_at)) for r in found]
-    for line in _table(("ID", "NAME", "PREFIX", "OWNER", "STATUS", "EXPIRES"), rows):
-        click.echo(line)
+    columns = ("ID", "NAME", "PREFIX", "OWNER", "STATUS", "EXPIRES")
+    echo_keys(found, columns, empty=f"No key expires within {within}.", now=now)
 
 
 @gridauth_cli.command("disable")
@@ -170,7 +126,7 @@ def expiring(within: str, owner: str | None) -> None:
 def disable(key_id: str) -> None:
     """Switch a key off until `enable` (unlike revoke, reversible)."""
     record = get_state().keys.disable(key_id)
-    click.echo(f"Disabled {record.id} ({record.name!r}) at {_when(record.disabled_at)}")
+    click.echo(f"Disabled {record.id} ({record.name!r}) at {when(record.disabled_at)}")
 
 
 @gridauth_cli.command("enable")
@@ -234,8 +190,7 @@ def routes() -> None:
             rows.append((rule.rule, ",".join(methods), access, rule.endpoint))
     if not state.enabled:
         click.echo("AUTHENTICATION IS DISABLED: every route below is open to anyone.")
-    for line in _table(("RULE", "METHODS", "ACCESS", "ENDPOINT"), rows):
-        click.echo(line)
+    echo_table(("RULE", "METHODS", "ACCESS", "ENDPOINT"), rows)
     click.echo("OPTIONS preflights that Flask answers itself need no credential; a view serving OPTIONS is private.")
 
 

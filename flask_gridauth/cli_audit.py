@@ -8,9 +8,8 @@ import click
 from flask.cli import with_appcontext
 
 from .activity import ACTIONS, AuditEvent
-from .cli_common import clean_errors, table
+from .cli_common import clean_errors, echo_table, when
 from .extension import get_state
-from .records import isoformat
 
 
 @click.command("audit")
@@ -40,12 +39,9 @@ def audit(owner: str | None, action: str | None, target_id: str | None, limit: i
             for event in events:
                 click.echo(json.dumps(event.to_dict(), sort_keys=True))
             return
-        if not events:
-            click.echo("No audit events.")
-            return
         rows = [
             (
-                isoformat(e.created_at) or "-",
+                when(e.created_at),
                 e.action,
                 f"{e.actor.kind}:{e.actor.id}",
                 e.target_id or "-",
@@ -55,7 +51,6 @@ def audit(owner: str | None, action: str | None, target_id: str | None, limit: i
             )
             for e in events
         ]
-        for line in table(("TIME", "ACTION", "ACTOR", "TARGET", "OWNER", "ADDRESS", "DETAILS"), rows):
-            click.echo(line)
+        echo_table(("TIME", "ACTION", "ACTOR", "TARGET", "OWNER", "ADDRESS", "DETAILS"), rows, empty="No audit events.")
 
     run()

@@ -1,4 +1,4 @@
-"""What every ``flask gridauth`` command shares: durations, tables, and errors as one ``Error:`` line.
+"""What every ``flask gridauth`` command shares: durations, tables of keys, and errors as one ``Error:`` line.
 
 Its own module so the command modules (``cli``, ``cli_audit``) both import it
 and neither imports the other.
@@ -9,11 +9,14 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import ParamSpec, TypeVar
 
 import click
 
 from .errors import ConfigurationError, GridAuthError, InvalidRequest, StorageError
+from .management import KeyManager
+from .records import KeyRecord, isoformat
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,3 +67,50 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Iterator[str
     yield "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
     for row in rows:
         yield "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+
+
+def echo_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, empty: str | None = None) -> None:
+    """Print the table of ``rows``; with ``empty``, print that line instead when there are no rows."""
+    if not rows and empty is not None:
+        click.echo(empty)
+        return
+    for line in table(headers, rows):
+        click.echo(line)
+
+
+def when(value: datetime | None) -> str:
+    """A time as the commands print it: ISO 8601 UTC, or ``-``."""
+    return isoformat(value) or "-"
+
+
+#: Every column a table of keys can show: its header and how a record (at a time ``now``) fills it.
+KEY_COLUMNS: dict[str, Callable[[KeyRecord, datetime | None], str]] = {
+    "ID": lambda r, now: r.id,
+    "NAME": lambda r, now: r.name,
+    "TYPE": lambda r, now: r.type,
+    "PREFIX": lambda r, now: r.prefix,
+    "SCOPES": lambda r, now: ",".join(r.scopes),
+    "ENV": lambda r, now: r.environment,
+    "OWNER": lambda r, now: r.owner,
+    "STATUS": lambda r, now: r.status(now),
+    "CREATED": lambda r, now: when(r.created_at),
+    "EXPIRES": lambda r, now: when(r.expires_at),
+    "LAST USED": lambda r, now: when(r.last_used_at),
+}
+
+
+def echo_keys(records: Sequence[KeyRecord], columns: Sequence[str], *, empty: str, now: datetime | None = None) -> None:
+    """Print ``records`` as a table of ``columns`` (names of :data:`KEY_COLUMNS`), or ``empty`` if there are none."""
+    rows = [[KEY_COLUMNS[column](record, now) for column in columns] for record in records]
+    echo_table(columns, rows, empty=empty)
+
+
+def every_key(keys: KeyManager, owner: str | None) -> Iterator[KeyRecord]:
+    """Every key (of ``owner``, or of every owner), newest first, read a page of 100 at a time."""
+    before: int | None = None
+    while True:  # bounded: every page moves ``before`` strictly down
+        page = keys.list(owner=owner, limit=100, before_seq=before)
+        yield from page
+        if len(page) < 100:
+            return
+        before = page[-1].seq

@@ -37,6 +37,10 @@ class RouteRequirements:
         #: ``cached((endpoint, method), UNKNOWN)``: the request hook's look-up, no call of ours on a hit.
         self.cached = self._known.get
 
+    def __len__(self) -> int:
+        """How many (endpoint, method) pairs are known."""
+        return len(self._known)
+
     def __call__(self, endpoint: str | None, method: str) -> Requirement:
         """What a route needs (``None`` when public), cached per endpoint and method."""
         cached = self._known.get((endpoint, method), UNKNOWN)

@@ -272,13 +272,10 @@ def cleanup_redis(uri: str) -> None:
 
 
 def jwks_helpers() -> Any:
-    """``tests/jwks_server.py`` (a loopback JWKS server and key helpers), imported by path."""
-    spec = importlib.util.spec_from_file_location("bench_jwks_server", ROOT / "tests" / "jwks_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """``tests/jwks_server.py`` (a loopback JWKS server and key helpers), from the repository's tests package."""
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    return importlib.import_module("tests.jwks_server")
 
 
 def _claims(issuer: str, sub: str) -> dict[str, Any]:

@@ -36,6 +36,9 @@ MAX_ENTRIES = 10_000
 EVERY_KEY = "*"
 
 
+_POLL = getattr(select, "poll", None)
+
+
 def unread(feed: int) -> bool:
     """Whether the connection ``feed`` (a file descriptor) holds bytes not read yet, or cannot be polled.
 
@@ -43,7 +46,9 @@ def unread(feed: int) -> bool:
     A fresh poll object each time: one shared by threads would refuse concurrent calls.
     """
     try:
-        poller = select.poll()
+        if _POLL is None:  # pragma: no cover - Windows has no poll(); select() takes sockets there
+            return bool(select.select([feed], [], [], 0)[0])
+        poller = _POLL()
         poller.register(feed, select.POLLIN)
         return bool(poller.poll(0))
     except (OSError, ValueError):

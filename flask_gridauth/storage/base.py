@@ -69,6 +69,7 @@ _READS = frozenset(
         "spend_quota",
         "storage_error",
         "activity_key",
+        "owner_limits_key",
         # the audit log and usage counts (append-only, no key field)
         "add_audit_event",
         "list_audit_events",

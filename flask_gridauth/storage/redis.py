@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -64,6 +65,17 @@ MAX_CACHED_RECORDS = 4096
 
 #: Optimistic retries of one update before giving up with StorageError.
 _CAS_ATTEMPTS = 20
+
+
+def _cas_backoff(attempt: int) -> None:
+    """Wait a little before compare-and-set attempt ``attempt`` (from 0), longer each time.
+
+    A lost compare-and-set means another writer made progress, so retrying cannot livelock;
+    but on a loaded machine a thread can lose every race of a burst of writes to one key.
+    Random jitter, growing to 50 ms, spreads the retries out (no sleep before the first).
+    """
+    if attempt:
+        time.sleep(min(0.001 * 2**attempt, 0.05) * random.random())  # noqa: S311 - jitter, not a secret
 
 
 #: Valkey speaks the Redis protocol: its schemes are Redis's to the driver.
@@ -312,7 +324,8 @@ class RedisStorage(RedisSessions, RedisRestarts, RedisActivity, RedisOwners):
     def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
         """Read, change and compare-and-set ``d``; retried if another writer got there first."""
         check_changes(changes)
-        for _ in range(_CAS_ATTEMPTS):
+        for attempt in range(_CAS_ATTEMPTS):
+            _cas_backoff(attempt)
             pair = self._read_by_id(key_id)
             record = _load(pair)
             if record is None:
@@ -333,7 +346,8 @@ class RedisStorage(RedisSessions, RedisRestarts, RedisActivity, RedisOwners):
 
     def mark_rotated(self, key_id: str, *, expires_at: datetime | None, rotated_at: datetime) -> bool:
         """A script checks the mark and compare-and-sets ``d``; retried if another writer changed ``d``."""
-        for _ in range(_CAS_ATTEMPTS):
+        for attempt in range(_CAS_ATTEMPTS):
+            _cas_backoff(attempt)
             pair = self._read_by_id(key_id)
             record = _load(pair)
             if record is None or record.revoked_at is not None:

@@ -12,12 +12,15 @@ from typing import Any
 
 from flask import current_app
 
+from .bounded_cache import BoundedCache
 from .scopes import view_kinds, view_requirement
 
 #: What a route needs: ``None`` when public, else ``(all of these scopes, any of these, kinds or None)``.
 Requirement = tuple[tuple[str, ...], tuple[str, ...], frozenset[str] | None] | None
 #: What :meth:`RouteRequirements.cached` gives for a route not looked up yet.
 UNKNOWN: Any = object()
+#: Most (endpoint, method) pairs kept: far more than an app has routes, so the bound is only a guard.
+MAX_ROUTES = 10_000
 
 
 class RouteRequirements:
@@ -29,11 +32,14 @@ class RouteRequirements:
         *,
         method_scopes: dict[str, str] | None,
         manage_scope: str,
+        cache: BoundedCache[tuple[str | None, str], Requirement] | None = None,
     ) -> None:
         self.view_functions = view_functions
         self.method_scopes = method_scopes
         self.manage_scope = manage_scope
-        self._known: dict[tuple[str | None, str], Requirement] = {}
+        self._known: BoundedCache[tuple[str | None, str], Requirement] = (
+            cache if cache is not None else BoundedCache("route_requirements", MAX_ROUTES)
+        )
         #: ``cached((endpoint, method), UNKNOWN)``: the request hook's look-up, no call of ours on a hit.
         self.cached = self._known.get
 
@@ -45,7 +51,7 @@ class RouteRequirements:
         """What a route needs (``None`` when public), cached per endpoint and method."""
         cached = self._known.get((endpoint, method), UNKNOWN)
         if cached is not UNKNOWN:
-            return cached  # type: ignore[no-any-return]
+            return cached
         if endpoint is None:
             # No route matched: authenticate, then let Flask answer 404/405. Not cached: the
             # method is the client's choice, and a cache keyed by it would grow without bound.
@@ -56,8 +62,7 @@ class RouteRequirements:
             scopes = view_requirement(view, method, self.method_scopes, manage_scope=self.manage_scope)
             if scopes is not None:
                 result = (*scopes, view_kinds(view))
-        self._known[(endpoint, method)] = result
-        return result
+        return self._known.put((endpoint, method), result)
 
 
 def _serves_static(endpoint: str) -> bool:

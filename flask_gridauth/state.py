@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from flask import Flask, Request, Response, current_app, g, request
 
 from . import config as c
 from . import responses, signals
 from .audit import AuditLog
+from .bounded_cache import BoundedCache
 from .ceilings import RateCeilings
 from .context import G_QUOTA, G_RATELIMIT, remember_error
-from .credentials.api_key import verify_api_key_counted
+from .credentials.api_key import MAX_CACHED_PRINCIPALS, PrincipalCache, verify_api_key_counted
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
 from .credentials.registry import (
     ApiKeyKind,
@@ -40,7 +41,7 @@ from .keypolicy import KeyPolicy
 from .keys import key_pattern, validate_prefix
 from .management import KeyManager
 from .principal import G_ATTR, Principal
-from .route_requirements import UNKNOWN, Requirement, RouteRequirements
+from .route_requirements import MAX_ROUTES, UNKNOWN, Requirement, RouteRequirements
 from .scopes import check_kind, expand_scopes
 from .state_config import (
     build_jwt,
@@ -98,6 +99,8 @@ class GridAuthState:
     ) -> None:
         cfg = app.config
         self.extension = extension
+        #: Every cache of this app by name: each bounded, each this app's own (see :meth:`cache`).
+        self.caches: dict[str, BoundedCache[Any, Any]] = {}
         self.enabled: bool = bool(cfg[c.ENABLED])
         self.key_prefix = validate_prefix(cfg[c.KEY_PREFIX])
         self.key_pattern = key_pattern(self.key_prefix)
@@ -112,10 +115,15 @@ class GridAuthState:
         self.view_functions = app.view_functions
         #: What each route needs, read from its view once.
         self.requirement = RouteRequirements(
-            self.view_functions, method_scopes=self.method_scopes, manage_scope=self.manage_scope
+            self.view_functions,
+            method_scopes=self.method_scopes,
+            manage_scope=self.manage_scope,
+            cache=self.cache("route_requirements", MAX_ROUTES),
         )
         self.usage = UsageCounter.from_config(cfg, self.storage, self.requirement)
-        self._expanded: dict[tuple[str, ...], frozenset[str]] = {}
+        self._expanded: BoundedCache[tuple[str, ...], frozenset[str]] = self.cache("expanded_scopes", 10_000)
+        #: Principals of stored keys (API and signing keys); see ``credentials.api_key.principal_for``.
+        self.principals: PrincipalCache = self.cache("principals", MAX_CACHED_PRINCIPALS)
 
         owner = check_token_owner(cfg[c.TOKEN_OWNER])
         self.token_principal: Principal = token_principal(owner)
@@ -131,8 +139,8 @@ class GridAuthState:
                 self._token_heads = token_heads(token, self._token_salt)
             del token
 
-        self.jwt: JWTVerifier | None = build_jwt(app, self.expand)
-        self.signatures: SignatureVerifier = build_signatures(app)
+        self.jwt: JWTVerifier | None = build_jwt(app, self.expand, self.cache)
+        self.signatures: SignatureVerifier = build_signatures(app, self.cache)
         self.signature_environ = frozenset(self.signatures.environ_names)
         self.ratelimit: RateLimits | None = build_ratelimit(app, self.storage)
         if self.ratelimit is not None and self.ratelimit.owners is not None:
@@ -151,13 +159,24 @@ class GridAuthState:
                 storage=self.storage,
                 expand=self.expand,
                 environments=self.policy.environments,
+                principals=self.principals,
             )
         )
-        self.verifiers.register(SignatureKind(self.signatures, storage=self.storage, expand=self.expand))
+        self.verifiers.register(
+            SignatureKind(self.signatures, storage=self.storage, expand=self.expand, principals=self.principals)
+        )
         if self.jwt is not None:
             self.verifiers.register(JWTKind(self.jwt))
         if self.token_digest is not None:
             self.verifiers.register(TokenKind(self.token_digest, self.token_principal))
+
+    def cache(self, name: str, max_entries: int) -> BoundedCache[Any, Any]:
+        """A new cache of at most ``max_entries``, owned by this app and listed in :attr:`caches` as ``name``."""
+        if name in self.caches:
+            raise ValueError(f"this app already has a cache named {name!r}")
+        cache: BoundedCache[Any, Any] = BoundedCache(name, max_entries)
+        self.caches[name] = cache
+        return cache
 
     def add_verifier(self, kind: str, function: VerifierFunction, *, header: str | None, prefix: str | None) -> None:
         """Accept an app's own credential kind (see :meth:`flask_gridauth.GridAuth.verifier`)."""
@@ -187,9 +206,7 @@ class GridAuthState:
         key = tuple(scopes)
         expanded = self._expanded.get(key)
         if expanded is None:
-            expanded = expand_scopes(key, self.implications)
-            if len(self._expanded) < 10_000:
-                self._expanded[key] = expanded
+            expanded = self._expanded.put(key, expand_scopes(key, self.implications))
         return expanded
 
     # -- the request hook ----------------------------------------------------
@@ -338,6 +355,7 @@ class GridAuthState:
             windows=plan.windows,
             environments=self.policy.environments,
             quota_cost=quota_cost,
+            principals=self.principals,
         )
         return principal, (counts, quota)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from . import config as c
+from .bounded_cache import MakeCache
 from .errors import ConfigurationError
 from .scopes import is_valid_scope
 from .storage import Storage, storage_from_uri
@@ -71,20 +72,22 @@ def check_method_scopes(table: object) -> dict[str, str] | None:
     return {k.upper(): v for k, v in table.items()}
 
 
-def build_jwt(app: Flask, expand: Callable[[Iterable[str]], frozenset[str]]) -> JWTVerifier | None:
+def build_jwt(
+    app: Flask, expand: Callable[[Iterable[str]], frozenset[str]], make_cache: MakeCache
+) -> JWTVerifier | None:
     """The JWT verifier of ``GRIDAUTH_JWT_ISSUERS``; ``None`` when no issuer is configured."""
     if not app.config[c.JWT_ISSUERS]:
         return None
     from .credentials.jwt import JWTVerifier
 
-    return JWTVerifier.from_config(app.config, expand=expand)
+    return JWTVerifier.from_config(app.config, expand=expand, make_cache=make_cache)
 
 
-def build_signatures(app: Flask) -> SignatureVerifier:
+def build_signatures(app: Flask, make_cache: MakeCache) -> SignatureVerifier:
     """The signed-request verifier of ``GRIDAUTH_SIGNATURE_*``."""
     from .credentials.signature import SignatureVerifier
 
-    return SignatureVerifier.from_config(app.config)
+    return SignatureVerifier.from_config(app.config, make_cache=make_cache)
 
 
 def build_ratelimit(app: Flask, storage: Storage) -> RateLimits | None:

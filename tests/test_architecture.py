@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
         [
             "errors", "records", "keys", "wire", "client", "config", "signals", "context", "scopes",
             "principal", "schema", "schema_fields", "schema_table", "keyfetch", "activity", "responses", "strict_json",
+            "bounded_cache",
         ],
         CORE,
     ),

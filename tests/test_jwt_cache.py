@@ -114,7 +114,7 @@ def test_cache_is_bounded() -> None:
     principal = Principal(kind="jwt", id="u", owner="u", scopes=frozenset())
     for i in range(MAX_ENTRIES + 5):
         cache.put(cache.digest(f"t.{i}.x"), principal, exp=100)
-    assert len(cache._entries) == MAX_ENTRIES
+    assert len(cache.entries) == MAX_ENTRIES
     assert cache.get(cache.digest("t.0.x")) is None
     assert cache.get(cache.digest(f"t.{MAX_ENTRIES + 4}.x")) is principal
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from re import Pattern
 
+from ..bounded_cache import BoundedCache
 from ..errors import Unauthorized
 from ..keys import check_key, hash_key
 from ..principal import Principal, PrincipalKind
@@ -19,11 +20,11 @@ TOUCH_INTERVAL = timedelta(seconds=60)
 
 Expander = Callable[[Iterable[str]], frozenset[str]]
 
-#: Most principals kept by :func:`principal_for` (then the cache starts over).
+#: Most principals an app keeps (its state's ``principals`` cache).
 MAX_CACHED_PRINCIPALS = 4096
-# id(record), kind -> (record, expander, principal). The record is held, so its id cannot be
-# reused while the entry lives; a changed key is a new record object and misses.
-_principals: dict[tuple[int, str], tuple[KeyRecord, Expander, Principal]] = {}
+#: (id(record), kind) -> (record, principal). The record is held, so its id cannot be reused while
+#: the entry lives; a changed key is a new record object and misses.
+PrincipalCache = BoundedCache[tuple[int, str], tuple[KeyRecord, Principal]]
 
 
 def touch_if_due(storage: Storage, record: KeyRecord, now: datetime) -> None:
@@ -33,24 +34,26 @@ def touch_if_due(storage: Storage, record: KeyRecord, now: datetime) -> None:
         storage.touch(record, now)
 
 
-def principal_for(record: KeyRecord, kind: PrincipalKind, expand: Expander) -> Principal:
-    """The principal a stored key authenticates as; the same record object gives the same principal.
+def principal_for(
+    record: KeyRecord, kind: PrincipalKind, expand: Expander, cache: PrincipalCache | None = None
+) -> Principal:
+    """The principal a stored key authenticates as; with ``cache``, the same record object gives the same principal.
 
     Storage hands out one immutable record object per unchanged key (memory
-    always; SQLite and Redis while the stored row is unchanged), so this skips
-    rebuilding the principal and expanding its scopes on every request.
+    always; SQLite and Redis while the stored row is unchanged), so the app's
+    cache skips rebuilding the principal on every request. The cache belongs
+    to one app, whose ``expand`` is always the same.
     """
-    cache_key = (id(record), kind)
-    cached = _principals.get(cache_key)
-    if cached is not None and cached[0] is record and cached[1] == expand:
-        return cached[2]
+    if cache is not None:
+        cached = cache.get((id(record), kind))
+        if cached is not None and cached[0] is record:
+            return cached[1]
     environment = record.environment if kind == "api_key" else None
     principal = Principal(
         kind=kind, id=record.id, owner=record.owner, scopes=expand(record.scopes), key=record, environment=environment
     )
-    if len(_principals) >= MAX_CACHED_PRINCIPALS:
-        _principals.clear()
-    _principals[cache_key] = (record, expand, principal)
+    if cache is not None:
+        cache.put((id(record), kind), (record, principal))
     return principal
 
 
@@ -85,10 +88,12 @@ def verify_api_key(
     storage: Storage,
     expand: Expander,
     environments: Collection[str] | None = None,
+    principals: PrincipalCache | None = None,
 ) -> Principal:
     """The principal of ``raw_key``, or 401. Storage failures propagate as ``StorageError``.
 
-    ``environments``: the key environments accepted (``None``: any).
+    ``environments``: the key environments accepted (``None``: any); ``principals``: the app's
+    cache of principals (see :func:`principal_for`).
     """
     if not check_key(raw_key, pattern):
         raise Unauthorized()
@@ -97,7 +102,7 @@ def verify_api_key(
     now = utcnow()
     check_usable(record, now, environments, storage)
     touch_if_due(storage, record, now)
-    return principal_for(record, "api_key", expand)
+    return principal_for(record, "api_key", expand, principals)
 
 
 def verify_api_key_counted(
@@ -110,6 +115,7 @@ def verify_api_key_counted(
     windows: Sequence[str | int],
     environments: Collection[str] | None = None,
     quota_cost: int = 0,
+    principals: PrincipalCache | None = None,
 ) -> tuple[Principal, list[tuple[int, int]] | None, QuotaUse | None]:
     """:func:`verify_api_key` through a storage that counts in its look-up: the key's counters hit in the same call.
 
@@ -140,4 +146,4 @@ def verify_api_key_counted(
     check_usable(record, now, environments, storage)
     if not touched:
         touch_if_due(storage, record, now)
-    return principal_for(record, "api_key", expand), counts, quota
+    return principal_for(record, "api_key", expand, principals), counts, quota

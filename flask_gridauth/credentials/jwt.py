@@ -26,13 +26,14 @@ from typing import Any, NoReturn, TypeGuard
 from jwt import PyJWT, PyJWTError
 
 from .. import config as c
+from ..bounded_cache import BoundedCache, MakeCache
 from ..errors import Unauthorized
 from ..keyfetch import LOOPBACK_HOSTS  # noqa: F401 - stays importable here
 from ..principal import Principal
 from ..schema import MAX_NAME
 from ..scopes import is_valid_scope
 from .jwks import ALGORITHM_FAMILIES
-from .jwt_cache import VerifiedTokens
+from .jwt_cache import MAX_ENTRIES, VerifiedTokens
 
 # The issuers' configuration lives in jwt_issuers.py; these names stay importable from here.
 from .jwt_issuers import (  # noqa: F401
@@ -77,16 +78,21 @@ class JWTVerifier:
         expand: Expander,
         reserved_owners: Iterable[str] = (),
         cache_ttl: float = 0,
+        make_cache: MakeCache = BoundedCache,
     ) -> None:
         self.issuers: dict[str, Issuer] = {issuer.name: issuer for issuer in issuers}
         self._expand = expand
         #: Subjects refused because they name an owner that is not a JWT user's (the bootstrap token's).
         self.reserved_owners = frozenset(reserved_owners)
         #: Tokens that verified, for ``GRIDAUTH_JWT_CACHE_TTL`` seconds (``None``: every token verified in full).
-        self.verified = VerifiedTokens(cache_ttl) if cache_ttl > 0 else None
+        self.verified = (
+            VerifiedTokens(cache_ttl, entries=make_cache("jwt_verified", MAX_ENTRIES)) if cache_ttl > 0 else None
+        )
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *, expand: Expander) -> JWTVerifier:
+    def from_config(
+        cls, config: Mapping[str, Any], *, expand: Expander, make_cache: MakeCache = BoundedCache
+    ) -> JWTVerifier:
         """Build from ``GRIDAUTH_JWT_*`` and ``GRIDAUTH_JWKS_*``; :class:`ConfigurationError` if any is wrong."""
         issuers = issuers_from_config(config)
         # A config built by hand (not by init_app) may leave it out: the documented default then.
@@ -94,7 +100,7 @@ class JWTVerifier:
         # A JWT whose sub were the bootstrap token's owner would see and change the keys the token made.
         owner = config.get(c.TOKEN_OWNER)
         reserved = (owner,) if isinstance(owner, str) else ()
-        return cls(issuers, expand=expand, reserved_owners=reserved, cache_ttl=cache_ttl)
+        return cls(issuers, expand=expand, reserved_owners=reserved, cache_ttl=cache_ttl, make_cache=make_cache)
 
     def verify(self, token: str) -> Principal:
         """The token's principal, or :class:`Unauthorized` with the generic message.

@@ -7,29 +7,40 @@ requests, so the outcome of one full verification is kept, keyed by the
 token's SHA-256 (never the token itself), until the token's ``exp`` or for
 ``GRIDAUTH_JWT_CACHE_TTL`` seconds, whichever comes first. Only successes are
 kept: a refused token is verified in full every time.
+
+The entries live in a :class:`~flask_gridauth.bounded_cache.BoundedCache` the
+app's state owns (``jwt_verified``); each holds its own deadline, which
+:meth:`VerifiedTokens.get` checks.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable
 
+from ..bounded_cache import BoundedCache
 from ..principal import Principal
 
-#: Entries kept at most; past it, expired entries go first, then the oldest.
+#: Entries kept at most; past it, the oldest go first (an expired one is dropped when it is next asked for).
 MAX_ENTRIES = 10_000
 
 
 class VerifiedTokens:
     """A bounded map from a token's SHA-256 to its principal and the time it stops being valid."""
 
-    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        entries: BoundedCache[bytes, tuple[Principal, float]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.ttl = ttl
         self.clock = clock
-        self._entries: dict[bytes, tuple[Principal, float]] = {}
-        self._lock = threading.Lock()
+        self.entries: BoundedCache[bytes, tuple[Principal, float]] = (
+            entries if entries is not None else BoundedCache("jwt_verified", MAX_ENTRIES)
+        )
 
     @staticmethod
     def digest(token: str) -> bytes:
@@ -38,12 +49,11 @@ class VerifiedTokens:
 
     def get(self, digest: bytes) -> Principal | None:
         """The principal of a token verified before, while it is still valid."""
-        entry = self._entries.get(digest)
+        entry = self.entries.get(digest)
         if entry is None:
             return None
         if entry[1] <= self.clock():
-            with self._lock:
-                self._entries.pop(digest, None)
+            self.entries.pop(digest)
             return None
         return entry[0]
 
@@ -51,11 +61,5 @@ class VerifiedTokens:
         """Keep ``principal`` until ``exp`` (the token's own, leeway included) or for ``ttl`` seconds."""
         now = self.clock()
         until = min(exp, now + self.ttl)
-        if until <= now:
-            return
-        with self._lock:
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
-                while len(self._entries) >= MAX_ENTRIES:
-                    del self._entries[next(iter(self._entries))]  # dicts keep insertion order: oldest first
-            self._entries[digest] = (principal, until)
+        if until > now:
+            self.entries.put(digest, (principal, until))

@@ -24,7 +24,6 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -34,15 +33,19 @@ from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import config as c
+from ..bounded_cache import BoundedCache, MakeCache
 from ..errors import ConfigurationError, InvalidRequest, PayloadTooLarge, Unauthorized
 from ..principal import Principal
 from ..records import check_record, utcnow
 from ..storage import Storage
 from ..wire import fingerprint, signed_message
-from .api_key import principal_for, touch_if_due
+from .api_key import PrincipalCache, principal_for, touch_if_due
 from .ed25519 import is_safe_public_key
 
 logger = logging.getLogger("flask_gridauth")
+#: Loaded public keys a verifier keeps (its ``signing_keys`` cache).
+MAX_KEY_OBJECTS = 4096
+_UNLOADED: Any = object()
 
 Expander = Callable[[Iterable[str]], frozenset[str]]
 
@@ -101,13 +104,8 @@ def load_public_key(public_key: object) -> tuple[str, str]:
     return encoded, fingerprint(raw)
 
 
-@lru_cache(maxsize=4096)
 def public_key_object(key_fingerprint: str, encoded: str) -> Ed25519PublicKey | None:
-    """The loaded key of a stored record, cached; ``None`` if the record does not match its fingerprint.
-
-    Keyed by fingerprint and key together, so a changed record never meets a
-    stale entry.
-    """
+    """The loaded key of a stored record; ``None`` if the record does not match its fingerprint."""
     try:
         raw = base64.b64decode(encoded, validate=True)
         if len(raw) != 32 or not hmac.compare_digest(fingerprint(raw).encode(), key_fingerprint.encode()):
@@ -182,6 +180,7 @@ class SignatureVerifier:
         tolerance: int = 30,
         versions: Iterable[str] = KNOWN_VERSIONS,
         replay: str = "all",
+        make_cache: MakeCache = BoundedCache,
     ) -> None:
         env = "HTTP_" + header_prefix.upper().replace("-", "_")
         self.signature_env = env + "_SIGNATURE"
@@ -198,9 +197,14 @@ class SignatureVerifier:
         #: timestamp is accepted over a span of 2 x tolerance (+1 s of rounding).
         self.replay_ttl = float(2 * tolerance + 2)
         self.clock: Callable[[], float] = time.time
+        #: (fingerprint, stored public key) -> the loaded key: keyed by both, so a changed record never
+        #: meets a stale entry.
+        self.key_objects: BoundedCache[tuple[str, str], Ed25519PublicKey | None] = make_cache(
+            "signing_keys", MAX_KEY_OBJECTS
+        )
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> SignatureVerifier:
+    def from_config(cls, config: Mapping[str, Any], *, make_cache: MakeCache = BoundedCache) -> SignatureVerifier:
         """Build from ``GRIDAUTH_SIGNATURE_*``; a bad value is a :class:`ConfigurationError`."""
         prefix = config.get(c.SIGNATURE_HEADER_PREFIX, "X-Grid")
         if not isinstance(prefix, str) or len(prefix) > 64 or not HEADER_PREFIX_RE.fullmatch(prefix):
@@ -220,9 +224,11 @@ class SignatureVerifier:
         replay = config.get(c.SIGNATURE_REPLAY, "all")
         if replay not in REPLAY_MODES:
             raise ConfigurationError("GRIDAUTH_SIGNATURE_REPLAY must be 'all' or 'unsafe'")
-        return cls(header_prefix=prefix, tolerance=tolerance, versions=names, replay=replay)
+        return cls(header_prefix=prefix, tolerance=tolerance, versions=names, replay=replay, make_cache=make_cache)
 
-    def verify(self, request: Request, *, storage: Storage, expand: Expander) -> Principal:
+    def verify(
+        self, request: Request, *, storage: Storage, expand: Expander, principals: PrincipalCache | None = None
+    ) -> Principal:
         """The signing key's principal, or 401 (413 for an oversized body)."""
         # The hook passes flask.request, a proxy: unwrap it once rather than on every attribute.
         unwrap = getattr(request, "_get_current_object", None)
@@ -267,7 +273,12 @@ class SignatureVerifier:
         record = storage.find(key_fingerprint)
         if record is None or record.type != "signing" or record.public_key is None:
             raise _refuse("unknown fingerprint")
-        public_key = public_key_object(record.lookup, record.public_key)
+        key_objects = self.key_objects
+        public_key = key_objects.get((record.lookup, record.public_key), _UNLOADED)
+        if public_key is _UNLOADED:
+            public_key = key_objects.put(
+                (record.lookup, record.public_key), public_key_object(record.lookup, record.public_key)
+            )
         message = signed_message(version, timestamp, method, host, target, body)
         if public_key is None or not verify_ed25519(public_key, signature, message):
             raise _refuse("bad signature for key %s", record.id)
@@ -283,7 +294,7 @@ class SignatureVerifier:
             logger.info("signed request refused: replayed signature for key %s", record.id)
             raise Unauthorized(REPLAYED)
         touch_if_due(storage, record, now)
-        return principal_for(record, "signature", expand)
+        return principal_for(record, "signature", expand, principals)
 
     @staticmethod
     def _check_storage_start(storage: Storage, timestamp: int, key_id: str) -> None:

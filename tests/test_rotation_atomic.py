@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 
 from flask import Flask
+
+from flask_gridauth import GridAuth, StorageError, api_keys_blueprint
+from flask_gridauth.records import KeyRecord
+from flask_gridauth.storage.memory import MemoryStorage
 
 from .conftest import TOKEN, bearer
 
@@ -71,3 +76,67 @@ def test_rotating_a_revoked_key_is_409(client: Any) -> None:
     response = _rotate(client, created["id"], 60)
     assert response.status_code == 409 and response.get_json()["code"] == "conflict"
     assert "raw_key" not in response.get_json()
+
+
+class _FlakyStorage(MemoryStorage):
+    """Memory storage whose ``add`` fails, or whose rotation claim is lost, when a test says so."""
+
+    fail_add = False
+    lose_claim = False
+
+    def add(self, record: KeyRecord) -> KeyRecord:
+        """Fail like a storage that went away, when asked to."""
+        if self.fail_add:
+            raise StorageError("FlakyStorage failed: ConnectionError")
+        return super().add(record)
+
+    def mark_rotated(self, key_id: str, *, expires_at: datetime | None, rotated_at: datetime) -> bool:
+        """Lose the claim (as to a concurrent rotation), when asked to."""
+        if self.lose_claim:
+            return False
+        return super().mark_rotated(key_id, expires_at=expires_at, rotated_at=rotated_at)
+
+
+def _flaky_app(tmp_path: Any) -> tuple[Flask, _FlakyStorage]:
+    storage = _FlakyStorage()
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config.update(GRIDAUTH_API_TOKEN=TOKEN, GRIDAUTH_RATELIMIT_ENABLED=False)
+    GridAuth(app, storage=lambda _: storage)
+    app.register_blueprint(api_keys_blueprint, url_prefix=API)
+
+    @app.get("/items")
+    def items() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app, storage
+
+
+def test_failed_successor_add_leaves_the_old_key_usable_and_rotatable(tmp_path: Any) -> None:
+    """When storing the new key fails, the rotation is 503 and the old key keeps working, unmarked."""
+    app, storage = _flaky_app(tmp_path)
+    client = app.test_client()
+    created = _new_key(client, "flaky")
+    storage.fail_add = True
+    assert _rotate(client, created["id"], 0).status_code == 503
+    storage.fail_add = False
+    assert client.get("/items", headers=bearer(created["raw_key"])).status_code == 200
+    assert client.get(f"{API}/api-keys/{created['id']}", headers=ADMIN).get_json()["status"] == "active"
+    assert len(client.get(f"{API}/api-keys", headers=ADMIN).get_json()["data"]) == 1  # no successor left behind
+    retried = _rotate(client, created["id"], 0)  # not marked rotated: a second attempt succeeds
+    assert retried.status_code == 201
+    assert client.get("/items", headers=bearer(retried.get_json()["raw_key"])).status_code == 200
+    assert client.get("/items", headers=bearer(created["raw_key"])).status_code == 401
+
+
+def test_lost_claim_revokes_the_unused_successor(tmp_path: Any) -> None:
+    """A rotation that loses its claim is 409, the old key is untouched and the stored successor is revoked."""
+    app, storage = _flaky_app(tmp_path)
+    client = app.test_client()
+    created = _new_key(client, "lost")
+    storage.lose_claim = True
+    answer = _rotate(client, created["id"], 0)
+    assert answer.status_code == 409 and "raw_key" not in answer.get_json()
+    keys = {k["id"]: k for k in client.get(f"{API}/api-keys", headers=ADMIN).get_json()["data"]}
+    assert keys.pop(created["id"])["status"] == "active"
+    assert [k["status"] for k in keys.values()] == ["revoked"]
+    assert client.get("/items", headers=bearer(created["raw_key"])).status_code == 200

@@ -21,23 +21,23 @@ class RedisOwners(Storage):
 
         def key(self, *parts: str) -> str: ...
 
-    def owner_limits_key(self) -> str:
+    def _owner_limits_key(self) -> str:
         """The hash holding every override (one key: one slot on a cluster)."""
         return self.key("owner_limits")
 
     def set_owner_limit(self, owner: str, limit: str | None) -> None:
         """``HSET`` or ``HDEL`` the owner's field."""
         if limit is None:
-            self.client.hdel(self.owner_limits_key(), owner)
+            self.client.hdel(self._owner_limits_key(), owner)
         else:
-            self.client.hset(self.owner_limits_key(), owner, limit)
+            self.client.hset(self._owner_limits_key(), owner, limit)
 
     def owner_limits(self) -> dict[str, str]:
         """One ``HGETALL``."""
-        found = self.client.hgetall(self.owner_limits_key())
+        found = self.client.hgetall(self._owner_limits_key())
         return {bytes(k).decode("utf-8"): bytes(v).decode("utf-8") for k, v in found.items()}
 
     def get_owner_limit(self, owner: str) -> str | None:
         """One ``HGET``."""
-        value = self.client.hget(self.owner_limits_key(), owner)
+        value = self.client.hget(self._owner_limits_key(), owner)
         return None if value is None else bytes(value).decode("utf-8")

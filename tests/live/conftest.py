@@ -204,6 +204,11 @@ class Gunicorn:
         except OSError:
             return set()
 
+    def terminate(self) -> None:
+        """SIGTERM, without waiting: servers told together shut down together."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
         if self.process.poll() is None:
@@ -217,10 +222,27 @@ class Gunicorn:
             self._log_fh.close()
 
 
+def stop_all(servers: list[Gunicorn]) -> None:
+    """Stop several gunicorns at once: all are told first, so their graceful shutdowns overlap."""
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        server.stop()
+
+
 def start_gunicorn(
     config: dict[str, Any], *, cwd: Path, workers: int = 4, env: dict[str, str] | None = None
 ) -> Gunicorn:
     """Start gunicorn on a free loopback port and wait until every worker answers."""
+    server = spawn_gunicorn(config, cwd=cwd, workers=workers, env=env)
+    wait_ready([server])
+    return server
+
+
+def spawn_gunicorn(
+    config: dict[str, Any], *, cwd: Path, workers: int = 4, env: dict[str, str] | None = None
+) -> Gunicorn:
+    """Start gunicorn on a free loopback port without waiting (see :func:`wait_ready`)."""
     binary = BIN / "gunicorn"
     if not binary.exists():
         pytest.fail(f"gunicorn is not installed next to {sys.executable}")
@@ -249,23 +271,34 @@ def start_gunicorn(
         "wsgi_app:app",
     ]
     process = subprocess.Popen(command, cwd=cwd, env=full_env, stdout=fh, stderr=subprocess.STDOUT)
-    server = Gunicorn(process, log, workers, _log_fh=fh)
+    return Gunicorn(process, log, workers, _log_fh=fh)
+
+
+def wait_ready(servers: list[Gunicorn]) -> None:
+    """Wait until every worker of each server answers; stop them all if one does not start.
+
+    Servers spawned together boot together, which on two cores is quicker than one after another.
+    """
     try:
-        wait_until(lambda: "Listening at:" in server.output() or process.poll() is not None, START_TIMEOUT, "gunicorn")
-        match = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", server.output())
-        if process.poll() is not None or match is None:
-            pytest.fail("gunicorn did not start:\n" + server.output()[-3000:])
-        server.url = match.group(1)
-        booted = f"{workers} workers"
-        wait_until(
-            lambda: len(re.findall(r"Booting worker with pid", server.output())) >= workers and _answers(server.url),
-            START_TIMEOUT,
-            booted,
-        )
+        for server in servers:
+            _wait_ready(server)
     except BaseException:
-        server.stop()
+        stop_all(servers)
         raise
-    return server
+
+
+def _wait_ready(server: Gunicorn) -> None:
+    process, workers = server.process, server.workers
+    wait_until(lambda: "Listening at:" in server.output() or process.poll() is not None, START_TIMEOUT, "gunicorn")
+    match = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", server.output())
+    if process.poll() is not None or match is None:
+        pytest.fail("gunicorn did not start:\n" + server.output()[-3000:])
+    server.url = match.group(1)
+    wait_until(
+        lambda: len(re.findall(r"Booting worker with pid", server.output())) >= workers and _answers(server.url),
+        START_TIMEOUT,
+        f"{workers} workers",
+    )
 
 
 @pytest.fixture
@@ -279,8 +312,7 @@ def gunicorn(tmp_path: Path) -> Iterator[Callable[..., Gunicorn]]:
         return server
 
     yield factory
-    for server in started:
-        server.stop()
+    stop_all(started)
 
 
 # -- a redis-server of the test's own ----------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,23 +19,47 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from flask_gridauth.client import public_key_of, sign_request
 
-from .conftest import BASE_CONFIG, HTTP_TIMEOUT, TOKEN, Gunicorn, assert_error, bearer, create_key
+from ..conftest import schema_postgres_uri
+from .conftest import (
+    BASE_CONFIG,
+    HTTP_TIMEOUT,
+    TOKEN,
+    Gunicorn,
+    assert_error,
+    bearer,
+    create_key,
+    spawn_gunicorn,
+    stop_all,
+    wait_ready,
+)
 
 WORKERS = 2
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def hosts(
-    gunicorn: Callable[..., Gunicorn], postgres_uri: str, redis_server: str
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: str, redis_server: str
 ) -> Iterator[tuple[Gunicorn, Gunicorn]]:
-    """Host A and host B: two gunicorn masters on one PostgreSQL schema and one Redis."""
+    """Host A and host B: two gunicorn masters on one PostgreSQL schema and one Redis, for this module.
+
+    Started once (each start costs seconds): every test makes keys of its own, and
+    rate limits and the replay cache are per key and per signature, so no test sees another's state.
+    """
+    schema = schema_postgres_uri(postgres_server)
     config: dict[str, Any] = {
         **BASE_CONFIG,
-        "GRIDAUTH_STORAGE_URI": postgres_uri,
+        "GRIDAUTH_STORAGE_URI": next(schema),
         "GRIDAUTH_RATELIMIT_STORAGE_URI": redis_server,
     }
     env = {"GRIDAUTH_SECRET_KEY": secrets.token_hex(32)}  # one secret for both, as a deployment would set
-    yield gunicorn(config, workers=WORKERS, env=env), gunicorn(config, workers=WORKERS, env=env)
+    cwd = tmp_path_factory.mktemp("hosts")
+    a, b = (spawn_gunicorn(config, cwd=cwd, workers=WORKERS, env=env) for _ in "ab")
+    try:
+        wait_ready([a, b])
+        yield a, b
+    finally:
+        stop_all([a, b])
+        next(schema, None)  # runs the generator on: it drops the schema
 
 
 def get(host: Gunicorn, path: str, headers: dict[str, str]) -> requests.Response:
@@ -100,7 +123,7 @@ def test_a_rate_limit_is_one_budget_across_hosts(hosts: tuple[Gunicorn, Gunicorn
     assert limited.headers["X-RateLimit-Limit"] == "4" and limited.headers["X-RateLimit-Remaining"] == "0"
 
 
-def test_hosts_share_nothing_but_the_servers(hosts: tuple[Gunicorn, Gunicorn], tmp_path: Path) -> None:
+def test_hosts_share_nothing_but_the_servers(hosts: tuple[Gunicorn, Gunicorn]) -> None:
     """The two hosts are separate process trees on separate ports (what makes the tests above mean something)."""
     a, b = hosts
     assert a.url != b.url

@@ -7,17 +7,27 @@ import re
 import secrets
 import stat
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from flask_gridauth.credentials.token import BANNER
 
-from .conftest import BASE_CONFIG, HTTP_TIMEOUT, TOKEN, Gunicorn, assert_error, bearer, create_key
+from ..conftest import prefixed_redis_uri
+from .conftest import (
+    BASE_CONFIG,
+    HTTP_TIMEOUT,
+    TOKEN,
+    Gunicorn,
+    assert_error,
+    bearer,
+    create_key,
+    start_gunicorn,
+    stop_all,
+)
 
 WORKERS = 4
 #: Seconds each request of a burst is held before the app sees it, so that every worker gets some.
@@ -50,19 +60,43 @@ def on_every_worker(server: Gunicorn, path: str, headers: dict[str, str]) -> lis
     pytest.fail(f"only workers {sorted({pid for _, pid in results})} of {sorted(pids)} answered")
 
 
-def storage_config(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
-    """One SQLite file in ``tmp_path``, or the shared Redis under a key prefix of this test's own."""
-    if kind == "sqlite":
-        return {"GRIDAUTH_STORAGE_URI": f"sqlite:///{tmp_path}/workers.db"}
-    return {"GRIDAUTH_STORAGE_URI": str(request.getfixturevalue("redis_uri"))}
+@pytest.fixture(scope="module")
+def shared(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], Gunicorn]]:
+    """``shared(kind)``: one 4-worker gunicorn per storage kind for this module, started on first use.
+
+    One SQLite file, or the shared Redis under a key prefix of the module's own; one
+    ``GRIDAUTH_SECRET_KEY`` for all workers. The tests on it make keys of their own and never
+    change the app's config, so they share it instead of paying a gunicorn start each.
+    """
+    started: dict[str, Gunicorn] = {}
+    prefixes: list[Iterator[str]] = []
+
+    def get(kind: str) -> Gunicorn:
+        if kind not in started:
+            cwd = tmp_path_factory.mktemp(f"workers-{kind}")
+            if kind == "sqlite":
+                uri = f"sqlite:///{cwd}/workers.db"
+            else:
+                prefixes.append(prefixed_redis_uri(request.getfixturevalue("redis_server")))
+                uri = next(prefixes[-1])
+            env = {"GRIDAUTH_SECRET_KEY": secrets.token_hex(32)}
+            started[kind] = start_gunicorn(
+                {**BASE_CONFIG, "GRIDAUTH_STORAGE_URI": uri}, cwd=cwd, workers=WORKERS, env=env
+            )
+        return started[kind]
+
+    yield get
+    stop_all(list(started.values()))
+    for prefix in prefixes:
+        next(prefix, None)  # runs the generator on: it deletes the prefix's keys
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
-def test_revocation_and_rotation_reach_every_worker(
-    gunicorn: Callable[..., Gunicorn], tmp_path: Path, request: pytest.FixtureRequest, kind: str
-) -> None:
+def test_revocation_and_rotation_reach_every_worker(shared: Callable[[str], Gunicorn], kind: str) -> None:
     """A key revoked (or rotated) through one worker is refused by all four on the very next requests."""
-    server = gunicorn({**BASE_CONFIG, **storage_config(kind, tmp_path, request)}, workers=WORKERS)
+    server = shared(kind)
     key = create_key(server.url)
     results = on_every_worker(server, "/boards", bearer(key["raw_key"]))
     assert {status for status, _ in results} == {200}
@@ -105,11 +139,9 @@ def test_bootstrap_token_generated_once_for_all_workers(gunicorn: Callable[..., 
     assert {status for status, _ in on_every_worker(again, "/api/v1/me", bearer(token))} == {200}
 
 
-def test_rate_limit_holds_across_workers_on_redis(
-    gunicorn: Callable[..., Gunicorn], tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_rate_limit_holds_across_workers_on_redis(shared: Callable[[str], Gunicorn]) -> None:
     """A key's 6/minute on Redis is one budget for all workers: exactly 6 of 12 concurrent requests pass."""
-    server = gunicorn({**BASE_CONFIG, **storage_config("redis", tmp_path, request)}, workers=WORKERS)
+    server = shared("redis")
     raw = create_key(server.url, rate_limit="6/minute")["raw_key"]
     results = burst(server, "/boards", bearer(raw), count=12)
     statuses = Counter(status for status, _ in results)
@@ -117,12 +149,9 @@ def test_rate_limit_holds_across_workers_on_redis(
     assert len({pid for status, pid in results if status == 200}) >= 2, "the budget was spent by one worker only"
 
 
-def test_pagination_cursor_works_on_every_worker(
-    gunicorn: Callable[..., Gunicorn], tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_pagination_cursor_works_on_every_worker(shared: Callable[[str], Gunicorn]) -> None:
     """With one GRIDAUTH_SECRET_KEY for all workers, a cursor from one worker is accepted by every other."""
-    env = {"GRIDAUTH_SECRET_KEY": secrets.token_hex(32)}
-    server = gunicorn({**BASE_CONFIG, **storage_config("sqlite", tmp_path, request)}, workers=WORKERS, env=env)
+    server = shared("sqlite")
     for i in range(3):
         create_key(server.url, name=f"key {i}")
     first = requests.get(f"{server.url}/api/v1/api-keys?limit=1", headers=bearer(TOKEN), timeout=HTTP_TIMEOUT)
@@ -132,8 +161,8 @@ def test_pagination_cursor_works_on_every_worker(
     assert {status for status, _ in results} == {200}
 
 
-def test_worker_processes_are_real(gunicorn: Callable[..., Gunicorn], tmp_path: Path) -> None:
+def test_worker_processes_are_real(shared: Callable[[str], Gunicorn]) -> None:
     """Sanity: the pids that answer are gunicorn's worker processes, not the test process."""
-    server = gunicorn({**BASE_CONFIG, "GRIDAUTH_STORAGE_URI": f"sqlite:///{tmp_path}/w.db"}, workers=2)
+    server = shared("sqlite")
     pids = {pid for _, pid in on_every_worker(server, "/", {})}
     assert pids == server.worker_pids() and os.getpid() not in pids

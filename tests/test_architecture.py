@@ -25,7 +25,8 @@ LAYERS: dict[str, int] = {
     # (their packages place these too; named so a reader finds each split module's layer here)
     **dict.fromkeys(
         [
-            "storage.wrapping", "storage.values", "storage.sqlite_connections", "storage.postgres_connections",
+            "storage.wrapping", "storage.values", "storage.sql", "storage.sql_records", "storage.sql_activity",
+            "storage.sqlite_connections", "storage.postgres_connections",
             "storage.postgres_changes", "storage.redis_sessions", "storage.redis_restarts",
             "testing.factories", "testing.key_contract", "testing.concurrency_contract", "testing.quota_contract",
             "testing.session_contract", "testing.activity_contract",

@@ -61,7 +61,8 @@ class SQLStorage(Storage):
         self._full_columns = self._columns + COUNTER_COLUMNS
         self._get_sql = f"SELECT {self._full_columns} FROM {q}gridauth_keys WHERE id = {p}"  # noqa: S608 - fixed
         self._touch_sql = f"UPDATE {q}gridauth_keys SET last_used_at = {p} WHERE id = {p}"  # noqa: S608
-        self._insert_sql = f"INSERT INTO {q}gridauth_keys ({INSERT_COLUMNS}) VALUES ({', '.join([p] * 23)})"  # noqa: S608
+        values = ", ".join([p] * (INSERT_COLUMNS.count(",") + 1))
+        self._insert_sql = f"INSERT INTO {q}gridauth_keys ({INSERT_COLUMNS}) VALUES ({values})"  # noqa: S608
         self._quota_sql = (
             "SELECT quota_limit, quota_refill_amount, quota_refill_interval, quota_remaining,"  # noqa: S608
             f" quota_refilled_at FROM {q}gridauth_keys WHERE id = {p}"

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -58,6 +59,13 @@ def on_every_worker(server: Gunicorn, path: str, headers: dict[str, str]) -> lis
         if {pid for _, pid in results} >= pids:
             return results
     pytest.fail(f"only workers {sorted({pid for _, pid in results})} of {sorted(pids)} answered")
+
+
+def storage_config(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """One SQLite file in ``tmp_path``, or the shared Redis under a key prefix of this test's own."""
+    if kind == "sqlite":
+        return {"GRIDAUTH_STORAGE_URI": f"sqlite:///{tmp_path}/workers.db"}
+    return {"GRIDAUTH_STORAGE_URI": str(request.getfixturevalue("redis_uri"))}
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,10 @@
 """One small cache: a dict with a bound, owned by one app's state.
 
-Every cache of the request path is one of these, made by
+The per-app caches of the request path are these, made by
 :meth:`flask_gridauth.state.GridAuthState.cache` and listed in its ``caches``,
-so each is found in one place, has a bound, and dies with its app.
+so each is found in one place, has a bound, and dies with its app. (A few
+caches belong to one object rather than the app: a SQL backend's decoded
+rows, the rate limiter's parsed limits; each has its own bound there.)
 
 Why not :func:`functools.lru_cache`: it belongs to a function, so it is shared
 by every app of the process (two apps' entries evict each other, and a test's

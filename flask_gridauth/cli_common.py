@@ -1,7 +1,7 @@
 """What every ``flask gridauth`` command shares: durations, tables of keys, and errors as one ``Error:`` line.
 
-Its own module so the command modules (``cli``, ``cli_audit``) both import it
-and neither imports the other.
+Its own module so the command modules (``cli``, ``cli_audit``, ``cli_owner_limit``)
+all import it and none imports another.
 """
 
 from __future__ import annotations

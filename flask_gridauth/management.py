@@ -367,6 +367,15 @@ class KeyManager(OwnerLimitManagement):
         # Rotation hands out a fresh secret: the caller must hold every scope it carries.
         check_scopes_held(by, old.scopes)
         rate_limit = self.ceilings.apply(by, old.rate_limit, old.type)
+        if old.quota is not None and grace:
+            # One balance, two secrets: during a grace period each would spend all of it.
+            raise InvalidRequest("A key with a quota is rotated without a grace period", field="grace_period")
+        own_key = by.key if by is not None else None
+        if own_key is not None and own_key.id != old.id:
+            # The caller receives the new secret: for a caller bound by a quota that is a grant of the
+            # key's quota, paid as on create (last, so a refused rotation costs nothing). Rotating its
+            # own key moves its units from the old secret to the new one: nothing to pay.
+            pay_for_quota(self.storage, by, old.quota)
         stored, raw_key = rotate_key(
             self.storage, old, key_prefix=self.key_prefix, rate_limit=rate_limit, grace=grace, now=utcnow()
         )

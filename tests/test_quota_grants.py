@@ -139,3 +139,37 @@ def test_concurrent_grants_spend_the_balance_once(app: Flask) -> None:
     assert sorted(outcomes) == [201] * 5 + [403] * 3
     with app.app_context():
         assert keys.get(record.id).quota.available() == 0
+
+
+def test_quota_bound_caller_cannot_rotate_a_key_without_a_quota(app: Flask, client: Any) -> None:
+    """Rotating hands the caller a new secret: a quota-bound caller may not get one of an unlimited key."""
+    _, raw = create_key(app, ["admin"], quota={"limit": 10, "refill": None})
+    unlimited, _ = create_key(app, ["read"])
+    response = client.post(f"{KEYS}/{unlimited.id}/rotate", headers=bearer(raw), json={})
+    assert response.status_code == 403
+    assert response.json["code"] == "forbidden"
+    assert client.get(f"{KEYS}/{unlimited.id}", headers=ADMIN).json["status"] == "active"
+
+
+def test_quota_bound_caller_pays_for_rotating_another_key(app: Flask, client: Any) -> None:
+    """Rotating another key with a quota spends that quota's limit from the caller's own balance."""
+    record, raw = create_key(app, ["admin"], quota={"limit": 10, "refill": None})
+    other, _ = create_key(app, ["read"], quota={"limit": 4, "refill": None})
+    response = client.post(f"{KEYS}/{other.id}/rotate", headers=bearer(raw), json={})
+    assert response.status_code == 201
+    assert _remaining(client, record.id) == 5  # 10, one for the rotate request, four paid
+    too_big, _ = create_key(app, ["read"], quota={"limit": 9, "refill": None})
+    assert client.post(f"{KEYS}/{too_big.id}/rotate", headers=bearer(raw), json={}).status_code == 403
+
+
+def test_key_with_a_quota_rotates_without_a_grace_period(app: Flask, client: Any) -> None:
+    """A grace period would let the old and the new secret each spend the one balance: 422, nothing changes."""
+    record, _ = create_key(app, ["read"], quota={"limit": 5, "refill": None})
+    response = client.post(f"{KEYS}/{record.id}/rotate", headers=ADMIN, json={"grace_period": 60})
+    assert response.status_code == 422
+    assert response.json["field"] == "grace_period"
+    assert client.get(f"{KEYS}/{record.id}", headers=ADMIN).json["status"] == "active"
+    rotated = client.post(f"{KEYS}/{record.id}/rotate", headers=ADMIN, json={})
+    assert rotated.status_code == 201
+    assert rotated.json["quota"]["remaining"] == 5
+    assert client.get("/items", headers=bearer(rotated.json["raw_key"])).status_code == 200

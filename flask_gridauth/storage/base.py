@@ -69,7 +69,6 @@ _READS = frozenset(
         "spend_quota",
         "storage_error",
         "activity_key",
-        "owner_limits_key",
         # the audit log and usage counts (append-only, no key field)
         "add_audit_event",
         "list_audit_events",
@@ -180,7 +179,7 @@ class Storage(ABC):
     def mark_rotated(self, key_id: str, *, expires_at: datetime | None, rotated_at: datetime) -> bool:
         """Claim the rotation of a key exactly once, atomically across threads and processes.
 
-        Only if the key exists, is not revoked and was never rotated: record ``rotated_at`` as its
+        Only if the key exists, is neither revoked nor disabled and was never rotated: record ``rotated_at`` as its
         rotation mark and set its ``expires_at`` (its grace expiry; ``None`` leaves it as it is).
         Whether this call won: of concurrent calls for one key at most one returns ``True``.
         """

@@ -115,7 +115,9 @@ class MemoryStorage(Storage):
         """Check and set under the lock."""
         with self._lock:
             record = self._by_id.get(key_id)
-            if record is None or record.revoked_at is not None or key_id in self._rotated:
+            if record is None or record.revoked_at is not None or record.disabled_at is not None:
+                return False
+            if key_id in self._rotated:
                 return False
             self._rotated[key_id] = rotated_at
             if expires_at is not None:

@@ -202,7 +202,8 @@ class PostgresStorage(PostgresConnections, PostgresChanges, PostgresSessions, Po
         """One conditional ``UPDATE ... RETURNING``: the row lock lets exactly one claimer change the row."""
         sql = (
             f"UPDATE {self._q}gridauth_keys SET rotated_at = %s, expires_at = COALESCE(%s::timestamptz, expires_at),"  # noqa: S608
-            " version = version + 1 WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL RETURNING lookup"
+            " version = version + 1 WHERE id = %s AND rotated_at IS NULL AND revoked_at IS NULL AND disabled_at IS NULL"
+            " RETURNING lookup"
         )
         with self._conn() as conn, conn.transaction():
             row = conn.execute(sql, (rotated_at, expires_at, key_id)).fetchone()

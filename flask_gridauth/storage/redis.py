@@ -350,7 +350,8 @@ class RedisStorage(RedisSessions, RedisRestarts, RedisActivity, RedisOwners):
             _cas_backoff(attempt)
             pair = self._read_by_id(key_id)
             record = _load(pair)
-            if record is None or record.revoked_at is not None:
+            # A disable or revoke after the read changes 'd', so the script's compare-and-set sees it.
+            if record is None or record.revoked_at is not None or record.disabled_at is not None:
                 return False
             updated = record if expires_at is None else dataclasses.replace(record, expires_at=expires_at)
             args = [pair[0], _dump(updated), repr(rotated_at.timestamp()), self.key("changes"), record.lookup]

@@ -160,11 +160,11 @@ class SQLiteStorage(SQLiteConnections, SQLiteSessions, SQLiteOwners, SQLActivity
         return self.get(key_id)
 
     def mark_rotated(self, key_id: str, *, expires_at: datetime | None, rotated_at: datetime) -> bool:
-        """One conditional ``UPDATE``: it changes a row only if nobody rotated or revoked the key first."""
+        """One conditional ``UPDATE``: it changes a row only if nobody rotated, revoked or disabled the key first."""
         with self._write() as conn:
             cursor = conn.execute(
                 "UPDATE gridauth_keys SET rotated_at = ?, expires_at = IFNULL(?, expires_at)"
-                " WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL",
+                " WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL AND disabled_at IS NULL",
                 (to_epoch(rotated_at), to_epoch(expires_at), key_id),
             )
             return cursor.rowcount == 1

@@ -72,6 +72,14 @@ class ConcurrencyContract:
         storage.update(live.id, {"name": "renamed", "metadata": {"n": 1}})
         assert storage.mark_rotated(live.id, expires_at=None, rotated_at=utcnow()) is False
 
+    def test_mark_rotated_refuses_disabled_keys(self, storage: Storage) -> None:
+        """A key disabled after it was read cannot be claimed: the disable is not lost to a rotation."""
+        record = storage.add(make_record())
+        storage.update(record.id, {"disabled_at": utcnow()})
+        assert storage.mark_rotated(record.id, expires_at=utcnow(), rotated_at=utcnow()) is False
+        found = storage.get(record.id)
+        assert found is not None and found.expires_at == record.expires_at and found.disabled_at is not None
+
     def test_concurrent_updates_lose_nothing(self, storage: Storage) -> None:
         """Updates of different fields racing from two threads all survive."""
         record = storage.add(make_record())

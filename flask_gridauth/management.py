@@ -260,6 +260,8 @@ class KeyManager(OwnerLimitManagement):
         """Apply an ``update`` input: rename, re-label, narrow the scopes of, or re-limit a key."""
         changes = parse_update(data).given()
         record = self.get(key_id, owner=owner)
+        if not changes:
+            return record  # nothing to write, nothing to audit (a form saved unchanged)
         if "scopes" in changes and not set(changes["scopes"]) <= set(record.scopes):
             raise Forbidden("A key's scopes can only shrink")
         if "rate_limit" in changes:

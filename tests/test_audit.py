@@ -139,6 +139,23 @@ def test_api_key_actor_and_owner_scoping(tmp_path: Path) -> None:
     assert client.get(f"{API}/audit-events?target_id={bob_key}", headers=bearer(alice_admin)).get_json()["data"] == []
 
 
+def test_an_empty_patch_changes_nothing_and_records_nothing(tmp_path: Path) -> None:
+    """PATCH {} answers the key as it is, with no write and no key.updated event; a real change has one."""
+    app = build_app(str(tmp_path))
+    record, _ = create_key(app, ["read"], owner="alice")
+    client = app.test_client()
+    unchanged = client.patch(f"{API}/api-keys/{record.id}", json={}, headers=bearer(TOKEN))
+    assert unchanged.status_code == 200 and unchanged.get_json()["name"] == record.name
+
+    def updates() -> list[Any]:
+        query = f"{API}/audit-events?action=key.updated&target_id={record.id}"
+        return list(client.get(query, headers=bearer(TOKEN)).get_json()["data"])
+
+    assert updates() == []
+    assert client.patch(f"{API}/api-keys/{record.id}", json={"name": "n"}, headers=bearer(TOKEN)).status_code == 200
+    assert [e["details"]["fields"] for e in updates()] == [["name"]]
+
+
 def test_audit_route_needs_the_manage_scope(tmp_path: Path) -> None:
     """A key without admin gets 403; no credential gets 401; no method edits or deletes events."""
     app = build_app(str(tmp_path))

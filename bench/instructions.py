@@ -132,12 +132,29 @@ def api_key_memory_steady(*, limited: bool, quota: bool) -> Case:
     return Case(f"GridAuth API key{''.join(parts)}, memory, usage counting off", apps.api_key_call(app, raw_keys))
 
 
+def api_key_memory_allowlist() -> Case:
+    """GridAuth, API keys with a two-CIDR ``allowed_ips`` that lets the test client's 127.0.0.1 in; no usage counting.
+
+    What the per-app ``address_allowed`` cache is measured on (see ``keypolicy.py``).
+    """
+    app = apps.gridauth_app("memory://", GRIDAUTH_USAGE=False)
+    with app.app_context():
+        keys = app.extensions["gridauth"].keys
+        cidrs = ["10.0.0.0/8", "127.0.0.0/8"]
+        raw_keys = [
+            keys.create(name=f"bench {i}", scopes=["read"], owner=f"o{i % 50}", allowed_ips=cidrs)[1]
+            for i in range(apps.POOL)
+        ]
+    return Case("GridAuth API key with an address allowlist, memory", apps.api_key_call(app, raw_keys))
+
+
 #: Case name -> builder; ``base`` is the bare route each is compared with.
 CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "bare": (apps.bare, "bare"),
     "bare_post": (apps.bare_post, "bare_post"),
     "httpauth": (apps.httpauth_peer, "bare"),
     "api_key_memory": (apps.api_key_memory, "bare"),
+    "api_key_memory_allowlist": (api_key_memory_allowlist, "bare"),
     "api_key_memory_limited": (lambda: apps.api_key_memory(limited=True), "bare"),
     "api_key_memory_usage_off": (lambda: apps.api_key_memory(usage=False), "bare"),
     "api_key_memory_limit": (lambda: api_key_memory_steady(limited=True, quota=False), "bare"),

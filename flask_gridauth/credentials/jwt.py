@@ -85,6 +85,8 @@ class JWTVerifier:
         #: Subjects refused because they name an owner that is not a JWT user's (the bootstrap token's).
         self.reserved_owners = frozenset(reserved_owners)
         #: Tokens that verified, for ``GRIDAUTH_JWT_CACHE_TTL`` seconds (``None``: every token verified in full).
+        # Kept: a JWT request costs 1,013,858 instructions with it and 1,484,667 without
+        # (callgrind, jwt_hs256 and jwt_hs256_full): -470,809, 32%.
         self.verified = (
             VerifiedTokens(cache_ttl, entries=make_cache("jwt_verified", MAX_ENTRIES)) if cache_ttl > 0 else None
         )

@@ -6,7 +6,6 @@ with a generic 401 anything non-ASCII, oversized, malformed or ambiguous.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import re
 from collections.abc import Mapping
@@ -117,9 +116,10 @@ def parse_credential(
     return classify_token(token, key_prefix, custom_prefixes)
 
 
-@functools.lru_cache(maxsize=16)
 def key_starts(key_prefix: str) -> tuple[str, str]:
     """What an API key with this prefix starts with: ``<prefix>_live_`` or ``<prefix>_test_``."""
+    # Not cached: an lru_cache here saved 1,170 of 1,019,047 instructions per API-key request
+    # (callgrind, api_key_memory without usage counting): 0.1%, nothing make bench could show.
     return f"{key_prefix}_live_", f"{key_prefix}_test_"
 
 

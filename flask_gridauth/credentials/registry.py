@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import Unauthorized, Unavailable
 from ..principal import Principal
-from .api_key import PrincipalCache, verify_api_key
+from .api_key import verify_api_key
 from .parse import Credential
 from .token import verify_token
 
@@ -187,13 +187,11 @@ class ApiKeyKind:
         storage: Storage,
         expand: Expander,
         environments: Collection[str] | None = None,
-        principals: PrincipalCache | None = None,
     ) -> None:
         self.pattern = pattern
         self.storage = storage
         self.expand = expand
         self.environments = environments
-        self.principals = principals
 
     def verify(self, credential: Credential, request: Request) -> Principal:
         """The key's principal, or 401."""
@@ -203,7 +201,6 @@ class ApiKeyKind:
             storage=self.storage,
             expand=self.expand,
             environments=self.environments,
-            principals=self.principals,
         )
 
 
@@ -231,16 +228,14 @@ class SignatureKind:
         *,
         storage: Storage,
         expand: Expander,
-        principals: PrincipalCache | None = None,
     ) -> None:
         self.verifier = verifier
         self.storage = storage
         self.expand = expand
-        self.principals = principals
 
     def verify(self, credential: Credential, request: Request) -> Principal:
         """The signing key's principal, or 401."""
-        return self.verifier.verify(request, storage=self.storage, expand=self.expand, principals=self.principals)
+        return self.verifier.verify(request, storage=self.storage, expand=self.expand)
 
 
 class TokenKind:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .audit import Actor, AuditLog
 from .errors import Forbidden, InvalidRequest
+from .grants import owner_for
 from .principal import Principal
 from .schema import check_owner, check_rate_limit
 
@@ -36,10 +37,7 @@ class OwnerLimitManagement:
 
     def get_owner_limit(self, owner: str, *, by: Principal | None = None) -> str | None:
         """``owner``'s override (``None``: it counts against ``GRIDAUTH_RATELIMIT_OWNER``); 403 for another owner's."""
-        owner = check_owner(owner)
-        if by is not None and not by.is_superuser and owner != by.owner:
-            raise Forbidden("Cannot act for another owner")
-        return self.storage.get_owner_limit(owner)
+        return self.storage.get_owner_limit(owner_for(by, check_owner(owner)))
 
     def set_owner_limit(self, owner: str, limit: str, *, by: Principal | Actor | None = None) -> str:
         """Give ``owner`` its own owner-wide limit, such as ``"100/minute"`` or ``"10/second;1000/day"``."""

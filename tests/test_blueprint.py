@@ -25,7 +25,7 @@ from flask_gridauth.blueprint import make_cursor, read_cursor
 from flask_gridauth.errors import InvalidRequest
 from flask_gridauth.scopes import view_requirement
 
-from .conftest import TOKEN, bearer, build_app, create_key
+from .conftest import TOKEN, bearer, build_app, create_key, storage_free
 
 API = "/api/v1"
 ADMIN = bearer(TOKEN)
@@ -95,6 +95,7 @@ def test_management_unavailable_when_redis_is_down(tmp_path: Any) -> None:
     assert_error(client.get(f"{API}/api-keys", headers=ADMIN), 503, "unavailable")
 
 
+@storage_free
 def test_me_for_the_token(client: Any) -> None:
     """/me shows the bootstrap token's principal."""
     body = client.get(f"{API}/me", headers=ADMIN).get_json()
@@ -111,6 +112,7 @@ def test_me_needs_no_particular_scope(app: Flask) -> None:
         assert set(body["scopes"]) == {"holdings:write", "holdings:read"}
 
 
+@storage_free
 def test_me_without_a_credential_is_401(client: Any) -> None:
     """/me is not public."""
     response = client.get(f"{API}/me")
@@ -118,6 +120,7 @@ def test_me_without_a_credential_is_401(client: Any) -> None:
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
+@storage_free
 def test_me_is_marked_authenticated(app: Flask) -> None:
     """/me needs a credential but no scope, whatever the method default."""
     view = app.view_functions["gridauth.me"]
@@ -258,6 +261,7 @@ def test_forged_cursors_are_422(app: Flask, client: Any) -> None:
     assert_error(response, 422, "invalid_request", "cursor")
 
 
+@storage_free
 def test_cursor_payload_is_checked(app: Flask) -> None:
     """A validly signed cursor with a bad payload is still refused."""
     with app.test_request_context():
@@ -268,6 +272,7 @@ def test_cursor_payload_is_checked(app: Flask) -> None:
             read_cursor(make_cursor(-1, None), None)
 
 
+@storage_free
 def test_cursor_secret_is_the_app_secret_key(make_app: Callable[..., Flask]) -> None:
     """With SECRET_KEY set cursors are signed with it, and a different key refuses them."""
     one, two = make_app(SECRET_KEY="one"), make_app(SECRET_KEY="two")
@@ -289,6 +294,7 @@ def test_other_workers_accept_cursors(shared: str, tmp_path: Any, request: pytes
     assert second.status_code == 200 and len(second.get_json()["data"]) == 1
 
 
+@storage_free
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "", "١", "9" * 50])
 def test_bad_limit_is_422(client: Any, limit: str) -> None:
     """limit outside 1-100 or not a number is 422 naming limit."""
@@ -546,6 +552,7 @@ def test_create_validation(client: Any, body: Any, field: str) -> None:
     assert client.get(f"{API}/api-keys", headers=ADMIN).get_json()["data"] == []
 
 
+@storage_free
 @pytest.mark.parametrize(
     ("data", "content_type"),
     [
@@ -566,6 +573,7 @@ def test_create_rejects_non_json(client: Any, data: Any, content_type: str) -> N
     assert_error(response, 422, "invalid_request", "body")
 
 
+@storage_free
 def test_oversize_body_is_413(client: Any) -> None:
     """A body over the blueprint's limit is a JSON 413."""
     body = json.dumps({"name": "n", "scopes": ["read"], "metadata": {"x": "y" * 70000}})
@@ -573,6 +581,7 @@ def test_oversize_body_is_413(client: Any) -> None:
     assert_error(response, 413, "payload_too_large")
 
 
+@storage_free
 def test_max_content_length_is_json_413(make_app: Callable[..., Flask]) -> None:
     """werkzeug's own 413 (MAX_CONTENT_LENGTH) comes back as the JSON error too."""
     client = make_app(MAX_CONTENT_LENGTH=100).test_client()
@@ -636,6 +645,7 @@ def test_signals_and_logs_never_hold_the_secret(app: Flask, client: Any, caplog:
         assert hashlib.sha256(secret.encode()).hexdigest() not in caplog.text
 
 
+@storage_free
 def test_werkzeug_errors_in_blueprint_views_are_json(app: Flask) -> None:
     """werkzeug's own HTTP errors (400, 405, 500) from a blueprint view render as the JSON error shape."""
     from werkzeug.exceptions import BadRequest, InternalServerError, MethodNotAllowed
@@ -662,6 +672,7 @@ def test_werkzeug_errors_in_blueprint_views_are_json(app: Flask) -> None:
 # -- the OpenAPI route -----------------------------------------------------------------------
 
 
+@storage_free
 def test_openapi_is_public_and_names_its_mount_point(client: Any) -> None:
     """GET <prefix>/openapi.json needs no credential and lists the prefix as its server."""
     response = client.get(f"{API}/openapi.json")

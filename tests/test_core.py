@@ -14,7 +14,7 @@ from flask_gridauth import GridAuth, current_principal
 from flask_gridauth.errors import ConfigurationError
 from flask_gridauth.records import utcnow
 
-from .conftest import TOKEN, bearer, build_app, create_key
+from .conftest import TOKEN, bearer, build_app, create_key, storage_free
 
 GENERIC_401 = {"object": "error", "status": 401, "code": "unauthorized", "message": "Authentication required"}
 
@@ -29,6 +29,7 @@ def assert_401(response: Any) -> None:
 # -- credentials ---------------------------------------------------------------
 
 
+@storage_free
 def test_no_credential_is_401(client: Any) -> None:
     """A private route without any credential is a generic JSON 401."""
     assert_401(client.get("/items"))
@@ -43,6 +44,7 @@ def test_api_key_bearer_and_header(app: Flask, client: Any) -> None:
         assert response.get_json() == {"owner": "alice", "kind": "api_key", "method": "GET"}
 
 
+@storage_free
 def test_bootstrap_token_has_every_scope(client: Any) -> None:
     """The bootstrap token reaches any route, whatever scope it needs."""
     for path in ("/items", "/admin-only", "/both", "/either"):
@@ -75,6 +77,7 @@ def test_made_up_key_with_valid_checksum_is_401(client: Any) -> None:
     assert_401(client.get("/items", headers=bearer(generate_key("grd"))))
 
 
+@storage_free
 @pytest.mark.parametrize(
     "headers",
     [
@@ -127,6 +130,7 @@ def test_query_string_credentials_ignored(app: Flask, client: Any) -> None:
         assert_401(client.get(f"/items?{name}={raw}"))
 
 
+@storage_free
 def test_wrong_bootstrap_token_is_401(client: Any) -> None:
     """A token that is not the bootstrap token is refused."""
     assert_401(client.get("/items", headers=bearer(TOKEN + "x")))
@@ -253,6 +257,7 @@ def test_public_options_and_static(tmp_path: Any) -> None:
     assert client.get("/private").status_code == 401
 
 
+@storage_free
 def test_public_route(client: Any) -> None:
     """A @public route answers without any credential, and ignores a bad one."""
     assert client.get("/open").get_json() == {"public": True}
@@ -465,6 +470,7 @@ def test_no_secret_in_logs(app: Flask, client: Any, caplog: Any) -> None:
     assert record.lookup not in repr(record)
 
 
+@storage_free
 def test_error_bodies_never_echo_input(client: Any) -> None:
     """Whatever a caller sends, the error body is one of our fixed messages."""
     fixed = {"Authentication required", "Rate limit exceeded"}
@@ -485,6 +491,7 @@ def test_error_bodies_never_echo_input(client: Any) -> None:
             assert sent not in body
 
 
+@storage_free
 def test_wrong_method_under_blueprint_is_json_405(client: Any) -> None:
     """A method the blueprint does not serve answers JSON 405 with Allow, never Flask's HTML page."""
     response = client.put("/api/v1/api-keys", headers=bearer(TOKEN))
@@ -494,6 +501,7 @@ def test_wrong_method_under_blueprint_is_json_405(client: Any) -> None:
     assert client.put("/api/v1/api-keys").status_code == 401  # unauthenticated callers learn nothing
 
 
+@storage_free
 def test_unknown_path_under_blueprint_is_json_404(client: Any) -> None:
     """An unknown path under the blueprint's prefix is a JSON 404; elsewhere the app's own 404 stands."""
     response = client.get("/api/v1/api-keys/key_x/nothing-here", headers=bearer(TOKEN))
@@ -501,6 +509,7 @@ def test_unknown_path_under_blueprint_is_json_404(client: Any) -> None:
     assert not client.get("/elsewhere", headers=bearer(TOKEN)).is_json
 
 
+@storage_free
 def test_expires_at_more_than_ten_years_refused(app: Flask) -> None:
     """An expires_at beyond ten years is a 422 naming the field, like expires_in."""
     from flask_gridauth.errors import InvalidRequest

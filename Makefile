@@ -32,7 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/load.py
 	$(PY) bench/scale.py
-	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/test_fuzz.py tests/test_openapi.py
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -18,13 +18,12 @@ from schemathesis.generation import GenerationMode
 
 from flask_gridauth.blueprint import default_document
 
-from .conftest import HYPOTHESIS_PROFILE, TOKEN, bearer, build_app
+from .conftest import TOKEN, bearer, build_app
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1"
-#: Examples per operation and mode. Drawing a case from the schema is most of the cost (not the request), so
-#: `make test` draws enough to reach every operation in both modes, and `make bench` (profile "long") many more.
-MAX_EXAMPLES = 100 if HYPOTHESIS_PROFILE == "long" else 15
+#: Examples per operation and mode: enough to reach every branch, small enough to stay well under a minute.
+MAX_EXAMPLES = 25
 
 #: No 5xx, only documented statuses and content types, bodies and headers that match their schemas.
 CHECKS = [

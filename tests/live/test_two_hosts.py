@@ -59,7 +59,7 @@ def hosts(
         yield a, b
     finally:
         stop_all([a, b])
-        next(schema, None)  # the helper's own clean-up, whatever it is
+        next(schema, None)  # runs the generator on: it drops the schema
 
 
 def get(host: Gunicorn, path: str, headers: dict[str, str]) -> requests.Response:

@@ -36,6 +36,7 @@ from .errors import ConfigurationError, Forbidden, QuotaExceeded, RateLimited, U
 from .keys import ENVIRONMENTS
 from .principal import Principal
 from .records import KeyRecord, check_record, utcnow
+from .responses import set_headers
 from .schema import normalise_cidrs
 from .storage import Storage
 from .storage.base import QuotaUse
@@ -258,8 +259,12 @@ class KeyPolicy:
 
     @staticmethod
     def _quota_headers(record: KeyRecord | None, use: QuotaUse) -> dict[str, str]:
+        return dict(KeyPolicy._quota_header_items(record, use))
+
+    @staticmethod
+    def _quota_header_items(record: KeyRecord | None, use: QuotaUse) -> list[tuple[str, str]]:
         limit = record.quota.limit if record is not None and record.quota is not None else 0
-        return {HEADER_QUOTA_LIMIT: str(limit), HEADER_QUOTA_REMAINING: str(max(0, use.remaining))}
+        return [(HEADER_QUOTA_LIMIT, str(limit)), (HEADER_QUOTA_REMAINING, str(max(0, use.remaining)))]
 
     # -- the response --------------------------------------------------------
 
@@ -269,7 +274,7 @@ class KeyPolicy:
         if record is None:
             return
         if quota is not None and record.quota is not None:
-            response.headers.update(self._quota_headers(record, quota))
+            set_headers(response, self._quota_header_items(record, quota))
         expires = record.expires_at
         if expires is not None and self.expiry_warning and expires - utcnow() <= self.expiry_warning:
             response.headers["Sunset"] = http_date(expires)

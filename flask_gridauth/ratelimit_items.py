@@ -52,13 +52,17 @@ class Stats(NamedTuple):
     remaining: int
     reset: float
 
+    def header_items(self) -> list[tuple[str, str]]:
+        """``X-RateLimit-*`` as ``(name, value)`` pairs (``Reset`` in epoch seconds, as flask-limiter writes it)."""
+        return [
+            (HEADER_LIMIT, str(self.limit)),
+            (HEADER_REMAINING, str(self.remaining)),
+            (HEADER_RESET, str(math.ceil(self.reset))),
+        ]
+
     def headers(self, now: float | None = None, *, retry_after: bool = False) -> dict[str, str]:
-        """``X-RateLimit-*`` (``Reset`` in epoch seconds, as flask-limiter writes it), plus ``Retry-After``."""
-        headers = {
-            HEADER_LIMIT: str(self.limit),
-            HEADER_REMAINING: str(self.remaining),
-            HEADER_RESET: str(math.ceil(self.reset)),
-        }
+        """:meth:`header_items` as a dict, plus ``Retry-After``."""
+        headers = dict(self.header_items())
         if retry_after:
             wait = self.reset - (time.time() if now is None else now)
             headers[HEADER_RETRY_AFTER] = str(max(1, math.ceil(wait)))

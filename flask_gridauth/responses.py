@@ -65,6 +65,26 @@ def add_owed_headers(response: Response, status: int, headers: dict[str, str] | 
             response.headers[name] = value
 
 
+def set_headers(response: Response, pairs: list[tuple[str, str]]) -> None:
+    """``response.headers.update(pairs)`` for headers of our own on every limited request, at a fraction of the cost.
+
+    ``Headers.update`` checks each value for newlines and scans every header
+    once per name set: measured under callgrind, several thousand instructions
+    per header, a large share of what a rate limit or quota adds to a request.
+    Our names and values (digits) need no check, and a response rarely holds
+    any of them already: then they are appended; else ``update`` replaces
+    them as before.
+    """
+    items = response.headers._list
+    if items:
+        ours = {name.lower() for name, _ in pairs}
+        for name, _ in items:
+            if name.lower() in ours:
+                response.headers.update(pairs)
+                return
+    items.extend(pairs)
+
+
 def after_request(response: Response) -> Response:
     """Add the owed headers of the error this request met, if any."""
     exc: GridAuthError | None = g.pop(G_ERROR, None)

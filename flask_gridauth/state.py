@@ -282,12 +282,15 @@ class GridAuthState:
 
     def after_request(self, response: Response) -> Response:
         """Add the rate-limit and quota headers of a limited credential and the headers an error owes."""
-        stats: Stats | None = g.get(G_RATELIMIT)
+        ctx_g = g._get_current_object()  # one context look-up, not one per use
+        stats: Stats | None = ctx_g.get(G_RATELIMIT)
         if stats is not None:
-            response.headers.update(stats.headers())  # on every response to a limited credential, the 429 too
-        principal = g.get(G_ATTR)
+            responses.set_headers(
+                response, stats.header_items()
+            )  # on every response to a limited credential, the 429 too
+        principal = ctx_g.get(G_ATTR)
         if principal is not None and principal.key is not None:
-            self.policy.add_headers(response, principal, g.get(G_QUOTA))
+            self.policy.add_headers(response, principal, ctx_g.get(G_QUOTA))
         return responses.after_request(response)
 
     def authenticate(self, req: Request | None = None) -> Principal:

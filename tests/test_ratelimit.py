@@ -76,6 +76,21 @@ def test_key_rate_limit_overrides_the_default(make_app: Callable[..., Flask]) ->
     assert responses[0].headers["X-RateLimit-Limit"] == "3"
 
 
+def test_headers_a_view_set_itself_are_replaced_not_repeated(make_app: Callable[..., Flask]) -> None:
+    """A view's own X-RateLimit-Limit and X-Quota-Remaining give way to ours: one value each, ours."""
+    app = make_app(**LIMITED, GRIDAUTH_RATELIMIT_API_KEY="7/minute")
+
+    @app.get("/own-headers")
+    def own_headers() -> tuple[dict[str, bool], dict[str, str]]:
+        return {"ok": True}, {"x-ratelimit-limit": "999", "X-Quota-Remaining": "999", "X-Other": "kept"}
+
+    _, raw = create_key(app, quota={"limit": 10, "refill": None})
+    response = app.test_client().get("/own-headers", headers=bearer(raw))
+    assert response.headers.getlist("X-RateLimit-Limit") == ["7"]
+    assert response.headers.getlist("X-Quota-Remaining") == ["9"]
+    assert response.headers["X-Other"] == "kept"
+
+
 def test_changing_a_keys_rate_limit_applies_to_its_next_request(make_app: Callable[..., Flask]) -> None:
     """After update(rate_limit=...) the key is counted against the new limit."""
     app = make_app(**LIMITED)

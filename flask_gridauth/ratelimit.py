@@ -104,6 +104,8 @@ class RateLimits:
         #: Owner-wide limits (``GRIDAUTH_RATELIMIT_OWNER`` and its per-owner overrides), beside each credential's own.
         self.owners = owners
         self._precount = precount
+        #: Whether the key look-up may count (:meth:`precount` can return a plan): checked before the endpoint is read.
+        self.precounts = precount is not None
         self.defaults: dict[str, tuple[Limit, ...] | None] = dict(defaults)
         self.failed = failed
         self._parsed: dict[str, tuple[Limit, ...] | None] = {}

@@ -73,10 +73,14 @@ class Counting:
             self._count_with_strategy(self.limiter, key, limits, out)
             return
         incr = self.counters.incr
+        resets = self._resets
         for limit in limits:
             name = key + limit.suffix
             count = incr(name, limit.expiry)
-            reset = self.reset_of(name, limit, count, now)
+            # The usual case, a window whose end is known and still ahead, inline: no call to reset_of.
+            reset = resets.get(name, 0.0) if count != 1 else 0.0
+            if reset <= now:
+                reset = self.reset_of(name, limit, count, now)
             out.append((Stats(limit.amount, max(0, limit.amount - count), reset), count > limit.amount))
 
     @staticmethod

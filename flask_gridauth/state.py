@@ -246,7 +246,8 @@ class GridAuthState:
         if needs is None:
             return
         principal, (counts, paid) = self._authenticate(req)
-        setattr(g, G_ATTR, principal)
+        ctx_g = g._get_current_object()  # one context look-up for the attributes set below, not one each
+        setattr(ctx_g, G_ATTR, principal)
         policy = self.policy
         if principal.key is not None:
             policy.check_address(principal, req.remote_addr)  # before anything is counted
@@ -254,16 +255,16 @@ class GridAuthState:
             # Counted before the scope check: a 403 is a request too, and carries the headers.
             decision = self.ratelimit.hit(principal, endpoint, counts)
             if decision is not None:
-                setattr(g, G_RATELIMIT, decision.stats)
+                setattr(ctx_g, G_RATELIMIT, decision.stats)
                 if decision.exceeded:
                     refused = policy.note_refused(principal, paid)
                     if refused is not None:
-                        setattr(g, G_QUOTA, refused)
+                        setattr(ctx_g, G_QUOTA, refused)
                     raise decision.error()
         if principal.key is not None:
             use = policy.spend(principal, endpoint, paid)  # after the rate limits: a refused request costs nothing
             if use is not None:
-                setattr(g, G_QUOTA, use)
+                setattr(ctx_g, G_QUOTA, use)
                 if not use.allowed:
                     raise policy.exceeded(principal, use)
         required_all, required_any, kinds = needs
@@ -334,8 +335,10 @@ class GridAuthState:
         try:
             if verifier is None:
                 raise Unauthorized()  # a kind this app does not accept (no JWT issuer, no bootstrap token)
-            if precount and credential.kind == "api_key" and self.ratelimit is not None:
-                plan = self.ratelimit.precount(request.endpoint)
+            ratelimit = self.ratelimit
+            # ``precounts`` first: without a plan (memory, SQL) the request proxy is not consulted at all.
+            if precount and credential.kind == "api_key" and ratelimit is not None and ratelimit.precounts:
+                plan = ratelimit.precount(request.endpoint)
                 if plan is not None:
                     return self._verify_counted(credential.value, plan)
             return verifier.verify(credential, request), _NOT_COUNTED

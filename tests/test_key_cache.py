@@ -307,3 +307,32 @@ def test_change_waiting_for_a_busy_listener_is_seen(backend: str, request: pytes
         plain.close()
         for _ in uris:
             pass
+
+
+@pytest.mark.parametrize("backend", ("postgres", "redis"))
+def test_cache_inherited_through_a_fork_is_not_used(backend: str, request: pytest.FixtureRequest) -> None:
+    """A child process's first look-up empties the cache it inherited and keeps it off until its own channel is up."""
+    if backend == "postgres":
+        uris = schema_postgres_uri(str(request.getfixturevalue("postgres_server")))
+    else:
+        uris = prefixed_redis_uri(str(request.getfixturevalue("redis_server")))
+    uri = next(uris)
+    cached = storage_from_uri(uri)
+    try:
+        assert cached.enable_cache(30.0)
+        cache = _live(cached)
+        record = cached.add(make_record())
+        listener = cached._listener  # type: ignore[attr-defined]
+        cached._listening = 0  # type: ignore[attr-defined]  # a forked child has no listener thread
+        listener.join(10)
+        cache.set_live(True)  # ... but the parent's cache: live, with an entry
+        cache.put(record.lookup, record, cache.generation)
+        cached._listen = lambda: None  # type: ignore[attr-defined]  # the child's channel does not come up here
+        cached._listening = -1  # type: ignore[attr-defined]  # the parent's pid
+        cached._cache_check()  # the child's first look-up
+        assert not cache.live
+        assert cache.get(record.lookup) is None, "a child answered from the cache its parent filled"
+    finally:
+        cached.close()
+        for _ in uris:
+            pass

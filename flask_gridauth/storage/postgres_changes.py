@@ -49,6 +49,8 @@ class PostgresChanges(Storage):
         if self._listening != os.getpid():
             with self._pool_lock:
                 if self._listening != os.getpid():
+                    if self._key_cache is not None:
+                        self._key_cache.set_live(False)  # inherited through a fork: off until our channel is up
                     self._listening = os.getpid()
                     self._listener = threading.Thread(target=self._listen, name="gridauth-pg-listen", daemon=True)
                     self._listener.start()

@@ -81,6 +81,26 @@ def test_unit_ttl_generation_and_channel() -> None:
     assert cache.get("a") is None
 
 
+def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A feed retrying every 0.2 s logs one warning per outage (not per retry), and one when it is back."""
+    cache = KeyCache(60, live=True)
+    record = make_record()
+    cache.put(record.lookup, record, cache.generation)
+    with caplog.at_level("WARNING", logger="flask_gridauth"):
+        for _ in range(5):
+            cache.feed_failed("Redis", ConnectionError("refused by 10.0.0.1 password=hunter2"))
+            assert not cache.live and cache.get(record.lookup) is None
+        cache.set_live(True)
+        cache.set_live(True)  # a re-subscribe while up is no outage's end
+        cache.feed_failed("Redis", OSError())
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "key cache off: the Redis change feed failed (ConnectionError); reconnecting",
+        "key cache on again: its change feed is back",
+        "key cache off: the Redis change feed failed (OSError); reconnecting",
+    ]
+
+
 def test_hits_then_pushed_revocation(pair: tuple[Storage, Storage, str]) -> None:
     """A found key is answered from the cache; a revocation made elsewhere reaches it by push."""
     cached, plain, _ = pair

@@ -23,12 +23,15 @@ is scheduled; the poll costs one system call per hit (about 0.7 µs).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import select
 import threading
 import time
 from collections.abc import Callable
 
 from ..records import KeyRecord
+
+logger = logging.getLogger("flask_gridauth")
 
 #: Most entries kept (then the cache starts over).
 MAX_ENTRIES = 10_000
@@ -71,6 +74,8 @@ class KeyCache:
         self.pushed = 0
         #: Bumped by every clear and eviction: a look-up that started before one must not fill the cache.
         self.generation = 0
+        #: The push channel's outage was logged (its listener retries every 0.2 s: one line per outage).
+        self._outage_logged = False
 
     @property
     def live(self) -> bool:
@@ -87,6 +92,20 @@ class KeyCache:
             self._feed = feed if live else None
             self.generation += 1
             self._entries.clear()
+            back, self._outage_logged = live and self._outage_logged, self._outage_logged and not live
+        if back:
+            logger.warning("key cache on again: its change feed is back")
+
+    def feed_failed(self, source: str, exc: BaseException) -> None:
+        """Turn the cache off after the push channel failed; the first failure of an outage is logged.
+
+        Only the error's type is logged: a driver's message can hold a connection string.
+        """
+        self.set_live(False)
+        with self._lock:
+            first, self._outage_logged = not self._outage_logged, True
+        if first:
+            logger.warning("key cache off: the %s change feed failed (%s); reconnecting", source, type(exc).__name__)
 
     def get(self, lookup: str) -> KeyRecord | None:
         """The cached record, or ``None`` (a miss, an expired entry, or the channel down)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -13,8 +12,6 @@ from .base import Storage
 
 if TYPE_CHECKING:
     import psycopg
-
-logger = logging.getLogger("flask_gridauth")
 
 
 class PostgresChanges(Storage):
@@ -67,9 +64,7 @@ class PostgresChanges(Storage):
                         for note in conn.notifies(timeout=0.5):
                             cache.evict(note.payload)
             except self._psycopg.Error as exc:
-                logger.warning(
-                    "key cache off: the PostgreSQL change feed failed (%s); reconnecting", type(exc).__name__
-                )
+                cache.feed_failed("PostgreSQL", exc)
             cache.set_live(False)
             if self._listening == pid:
                 time.sleep(0.2)

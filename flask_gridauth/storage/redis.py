@@ -208,7 +208,7 @@ class RedisStorage(RedisSessions, RedisRestarts, RedisActivity, RedisOwners):
                     elif message["type"] == "message":
                         cache.evict(message["data"].decode())
             except failures as exc:
-                logger.warning("key cache off: the Redis change feed failed (%s); reconnecting", type(exc).__name__)
+                cache.feed_failed("Redis", exc)
             finally:
                 if pubsub is not None:
                     pubsub.close()

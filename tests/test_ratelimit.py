@@ -576,3 +576,10 @@ def test_memory_counters_open_a_new_window_and_sweep_ended_ones() -> None:
     counters.clear("a")
     assert counters.get("a") == 0
     assert counters.check()
+
+
+def test_memory_counters_incr_skips_the_limits_error_wrapper() -> None:
+    """MemoryCounters.incr is its own function, not limits' error-translating wrapper (it has nothing to translate)."""
+    assert MemoryCounters().base_exceptions == ()
+    assert not hasattr(MemoryCounters.incr, "__wrapped__")
+    assert MemoryCounters.get.__wrapped__ is not None  # the other methods keep limits' wrapper: only incr is hot

@@ -286,9 +286,8 @@ class GridAuthState:
         ctx_g = g._get_current_object()  # one context look-up, not one per use
         stats: Stats | None = ctx_g.get(G_RATELIMIT)
         if stats is not None:
-            responses.set_headers(
-                response, stats.header_items()
-            )  # on every response to a limited credential, the 429 too
+            # On every response to a limited credential, the 429 too.
+            responses.set_headers(response, stats.header_items())
         principal = ctx_g.get(G_ATTR)
         if principal is not None and principal.key is not None:
             self.policy.add_headers(response, principal, ctx_g.get(G_QUOTA))

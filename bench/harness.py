@@ -171,12 +171,18 @@ def unit_table(cases: list[Case]) -> list[str]:
     return rows
 
 
+#: Sections of the results file that other scripts write (``bench/scale.py``): a run of ``bench/run.py`` keeps them.
+OTHER_SECTIONS = ("## Past one machine",)
+
+
 def write_results(path: Path, header: list[str], sections: list[tuple[str, list[str]]]) -> None:
-    """Write the results file (overwritten each run; never edited by hand)."""
+    """Write the results file (its own sections overwritten each run; never edited by hand)."""
     lines = ["# Benchmark results", "", "Written by `bench/run.py`; do not edit by hand.", "", *header, ""]
     for title, rows in sections:
         lines += [f"## {title}", "", *rows, ""]
-    path.write_text("\n".join(lines))
+    kept = path.read_text().splitlines() if path.exists() else []
+    start = next((i for i, line in enumerate(kept) if line.startswith(OTHER_SECTIONS)), len(kept))
+    path.write_text("\n".join([*lines, *kept[start:]]).rstrip("\n") + "\n")
 
 
 def log(*parts: Any) -> None:

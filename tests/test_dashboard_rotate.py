@@ -71,6 +71,23 @@ def test_rotate_without_grace_stops_the_old_key(dapp: Flask, dclient: Any) -> No
     assert dapp.test_client().get("/items", headers=bearer(old_raw)).status_code == 401
 
 
+def test_key_with_a_quota_is_rotated_at_once(dapp: Flask, dclient: Any) -> None:
+    """A key with a quota has no grace choice: its form rotates at once and the balance moves on."""
+    record, old_raw = create_key(dapp, ["read"], owner="admin", quota={"limit": 5, "refill": None})
+    sign_in(dclient)
+    confirm = dclient.get(f"{D}/keys/{record.id}/rotate")
+    assert '<select id="grace_period"' not in confirm.text and "rotated at once" in confirm.text
+    response = post_form(dclient, f"{D}/keys/{record.id}/rotate", {"grace_period": "0"})
+    assert response.status_code == 201
+    api = dapp.test_client()
+    assert api.get("/items", headers=bearer(old_raw)).status_code == 401
+    assert api.get("/items", headers=bearer(raw_key_of(response.text))).status_code == 200
+    other, other_raw = create_key(dapp, ["read"], owner="admin", quota={"limit": 5, "refill": None})
+    forged = post_form(dclient, f"{D}/keys/{other.id}/rotate", {"grace_period": "3600"})
+    assert forged.status_code == 422 and "without a grace period" in forged.text
+    assert api.get("/items", headers=bearer(other_raw)).status_code == 200  # nothing changed
+
+
 @pytest.mark.parametrize(
     ("grace", "text"),
     [("abc", "grace period must be"), ("-5", "grace period must be"), ("999999999", "grace_period must be")],

@@ -109,7 +109,7 @@ def api_key_sqlite() -> Case:
 STEADY_LIMIT = "1000000000/day"
 
 
-def api_key_memory_steady(*, limited: bool, quota: bool) -> Case:
+def api_key_memory_steady(*, limited: bool, quota: bool, usage: bool = False) -> Case:
     """GridAuth, API key, memory, usage counting off; with ``limited`` a per-key limit, with ``quota`` a quota.
 
     Issue 17's "on memory, quota plus limit adds ≤ 10 µs over the plain key", in instructions: compare
@@ -117,7 +117,14 @@ def api_key_memory_steady(*, limited: bool, quota: bool) -> Case:
     flusher runs on a wall-clock interval, and the limit's windows last a day, so nothing in these runs
     depends on how long callgrind took; the quota (10^9 units) never runs out.
     """
-    config: dict[str, object] = {"GRIDAUTH_USAGE": False}
+    from datetime import timedelta
+
+    from flask_gridauth.credentials import api_key
+
+    # No last_used_at refresh inside a run either (a minute per key: wall-clock again).
+    api_key.TOUCH_INTERVAL = timedelta(days=1)
+    # With ``usage``: counting on, its flush (every GRIDAUTH_USAGE_FLUSH_INTERVAL) after the run.
+    config: dict[str, object] = {"GRIDAUTH_USAGE": usage, "GRIDAUTH_USAGE_FLUSH_INTERVAL": 3600.0}
     if limited:
         config.update(GRIDAUTH_RATELIMIT_ENABLED=True, GRIDAUTH_RATELIMIT_API_KEY=STEADY_LIMIT)
     app = apps.gridauth_app("memory://", **config)
@@ -129,7 +136,8 @@ def api_key_memory_steady(*, limited: bool, quota: bool) -> Case:
             for i in range(apps.POOL)
         ]
     parts = [" + per-key limit" if limited else "", " + quota" if quota else ""]
-    return Case(f"GridAuth API key{''.join(parts)}, memory, usage counting off", apps.api_key_call(app, raw_keys))
+    counting = "usage counted, flushed after the run" if usage else "usage counting off"
+    return Case(f"GridAuth API key{''.join(parts)}, memory, {counting}", apps.api_key_call(app, raw_keys))
 
 
 def api_key_memory_allowlist() -> Case:
@@ -157,6 +165,8 @@ CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "api_key_memory_allowlist": (api_key_memory_allowlist, "bare"),
     "api_key_memory_limited": (lambda: apps.api_key_memory(limited=True), "bare"),
     "api_key_memory_usage_off": (lambda: apps.api_key_memory(usage=False), "bare"),
+    "api_key_memory_steady": (lambda: api_key_memory_steady(limited=False, quota=False), "bare"),
+    "api_key_memory_steady_usage": (lambda: api_key_memory_steady(limited=False, quota=False, usage=True), "bare"),
     "api_key_memory_limit": (lambda: api_key_memory_steady(limited=True, quota=False), "bare"),
     "api_key_memory_quota": (lambda: api_key_memory_steady(limited=False, quota=True), "bare"),
     "api_key_memory_quota_limit": (lambda: api_key_memory_steady(limited=True, quota=True), "bare"),

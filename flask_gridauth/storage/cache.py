@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import select
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from ..records import KeyRecord
 
@@ -163,3 +165,29 @@ class KeyCache:
         with self._lock:
             self.generation += 1
             self._entries.clear()
+
+
+class Listening(Protocol):
+    """A backend whose change feed a thread of its own reads (``_listen``), one per process."""
+
+    _listening: int
+    _listener: threading.Thread | None
+    _key_cache: KeyCache | None
+
+    def _listen(self) -> None: ...
+
+
+def start_listener(backend: Listening, lock: threading.Lock, name: str) -> None:
+    """Start ``backend``'s listener thread unless this process has one (a forked child starts its own).
+
+    Its caller checks ``backend._listening != os.getpid()`` first, so a look-up pays one comparison.
+    """
+    with lock:
+        pid = os.getpid()
+        if backend._listening == pid:
+            return
+        if backend._key_cache is not None:
+            backend._key_cache.set_live(False)  # inherited through a fork: off until our channel is up
+        backend._listening = pid
+        backend._listener = threading.Thread(target=backend._listen, name=name, daemon=True)
+        backend._listener.start()

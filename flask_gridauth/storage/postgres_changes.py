@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from .base import Storage
+from .cache import start_listener
 
 if TYPE_CHECKING:
     import psycopg
@@ -44,13 +45,7 @@ class PostgresChanges(Storage):
 
     def _cache_check(self) -> None:
         if self._listening != os.getpid():
-            with self._pool_lock:
-                if self._listening != os.getpid():
-                    if self._key_cache is not None:
-                        self._key_cache.set_live(False)  # inherited through a fork: off until our channel is up
-                    self._listening = os.getpid()
-                    self._listener = threading.Thread(target=self._listen, name="gridauth-pg-listen", daemon=True)
-                    self._listener.start()
+            start_listener(self, self._pool_lock, "gridauth-pg-listen")
 
     def _listen(self) -> None:
         """``LISTEN`` on a connection of its own; while it is down the cache is off (empty)."""

@@ -47,6 +47,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import StorageError
 from ..records import KeyRecord, utcnow
 from .base import Counted, KeyExistsError, QuotaUse, check_changes
+from .cache import start_listener
 from .redis_activity import RedisActivity
 from .redis_owners import RedisOwners
 from .redis_records import _dump, _load, _quota_counter
@@ -179,13 +180,7 @@ class RedisStorage(RedisSessions, RedisRestarts, RedisActivity, RedisOwners):
 
     def _cache_check(self) -> None:
         if self._listening != os.getpid():
-            with self._listen_lock:
-                if self._listening != os.getpid():
-                    if self._key_cache is not None:
-                        self._key_cache.set_live(False)  # inherited through a fork: off until our channel is up
-                    self._listening = os.getpid()
-                    self._listener = threading.Thread(target=self._listen, name="gridauth-redis-listen", daemon=True)
-                    self._listener.start()
+            start_listener(self, self._listen_lock, "gridauth-redis-listen")
 
     def _listen(self) -> None:
         """Subscribe to the change channel; while the subscription is down the cache is off (empty)."""

@@ -33,16 +33,26 @@ def _poll(check: Callable[[], Any], deadline: float = 20.0) -> Any:
         time.sleep(0.01)
 
 
+def _store_uris(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh store's URI on ``backend``; exhausting the iterator drops it (PostgreSQL schema, Redis prefix)."""
+    if backend == "sqlite":
+        return iter([f"sqlite:///{tmp_path}/cache.db"])
+    if backend == "postgres":
+        return schema_postgres_uri(str(request.getfixturevalue("postgres_server")))
+    return prefixed_redis_uri(str(request.getfixturevalue("redis_server")))
+
+
+@pytest.fixture
+def store_uri(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh store's URI on the backend the test names (``indirect`` parametrisation), dropped after it."""
+    yield from _store_uris(str(request.param), request, tmp_path)
+
+
 @pytest.fixture(params=PUSHED)
 def pair(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Storage, Storage, str]]:
     """A cached handle and a plain one on the same store, and the backend's name."""
     backend = str(request.param)
-    if backend == "sqlite":
-        uris: Iterator[str] = iter([f"sqlite:///{tmp_path}/cache.db"])
-    elif backend == "postgres":
-        uris = schema_postgres_uri(str(request.getfixturevalue("postgres_server")))
-    else:
-        uris = prefixed_redis_uri(str(request.getfixturevalue("redis_server")))
+    uris = _store_uris(backend, request, tmp_path)
     uri = next(uris)
     cached, plain = storage_from_uri(uri), storage_from_uri(uri)
     assert cached.enable_cache(30.0)
@@ -153,14 +163,10 @@ def _kill_listener(backend: str, storage: Storage) -> None:
         client.close()
 
 
-@pytest.mark.parametrize("backend", ("postgres", "redis"))
-def test_channel_down_empties_cache_and_misses_nothing(backend: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("store_uri", ("postgres", "redis"), indirect=True)
+def test_channel_down_empties_cache_and_misses_nothing(store_uri: str) -> None:
     """When the push connection dies the cache empties, stays off, and comes back clean: nothing stale."""
-    if backend == "postgres":
-        uris = schema_postgres_uri(str(request.getfixturevalue("postgres_server")))
-    else:
-        uris = prefixed_redis_uri(str(request.getfixturevalue("redis_server")))
-    uri = next(uris)
+    uri = store_uri
     cached, plain = storage_from_uri(uri), storage_from_uri(uri)
     try:
         assert cached.enable_cache(30.0)
@@ -168,7 +174,7 @@ def test_channel_down_empties_cache_and_misses_nothing(backend: str, request: py
         record = plain.add(make_record())
         assert cached.find(record.lookup) == record
         generation = cache.generation
-        _kill_listener(backend, cached)
+        _kill_listener("postgres" if uri.startswith("postgresql") else "redis", cached)
         assert _poll(lambda: cache.generation > generation), "the cache was not emptied"
         plain.update(record.id, {"name": "changed while the channel was down"})  # its push may be lost
         assert _poll(lambda: cache.live)
@@ -177,8 +183,6 @@ def test_channel_down_empties_cache_and_misses_nothing(backend: str, request: py
     finally:
         cached.close()
         plain.close()
-        for _ in uris:
-            pass
 
 
 def test_app_revocation_reaches_other_app(tmp_path: Any) -> None:
@@ -286,14 +290,10 @@ def test_unread_push_bytes_bypass_the_cache() -> None:
     assert cache.get("a") is None  # a closed feed: the cache is not trusted
 
 
-@pytest.mark.parametrize("backend", ("postgres", "redis"))
-def test_change_waiting_for_a_busy_listener_is_seen(backend: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("store_uri", ("postgres", "redis"), indirect=True)
+def test_change_waiting_for_a_busy_listener_is_seen(store_uri: str) -> None:
     """A revocation that reached the host while the listener thread is held up is seen by the next look-up."""
-    if backend == "postgres":
-        uris = schema_postgres_uri(str(request.getfixturevalue("postgres_server")))
-    else:
-        uris = prefixed_redis_uri(str(request.getfixturevalue("redis_server")))
-    uri = next(uris)
+    uri = store_uri
     cached, plain = storage_from_uri(uri), storage_from_uri(uri)
     release = threading.Event()
     try:
@@ -325,18 +325,12 @@ def test_change_waiting_for_a_busy_listener_is_seen(backend: str, request: pytes
         release.set()
         cached.close()
         plain.close()
-        for _ in uris:
-            pass
 
 
-@pytest.mark.parametrize("backend", ("postgres", "redis"))
-def test_cache_inherited_through_a_fork_is_not_used(backend: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("store_uri", ("postgres", "redis"), indirect=True)
+def test_cache_inherited_through_a_fork_is_not_used(store_uri: str) -> None:
     """A child process's first look-up empties the cache it inherited and keeps it off until its own channel is up."""
-    if backend == "postgres":
-        uris = schema_postgres_uri(str(request.getfixturevalue("postgres_server")))
-    else:
-        uris = prefixed_redis_uri(str(request.getfixturevalue("redis_server")))
-    uri = next(uris)
+    uri = store_uri
     cached = storage_from_uri(uri)
     try:
         assert cached.enable_cache(30.0)
@@ -354,5 +348,3 @@ def test_cache_inherited_through_a_fork_is_not_used(backend: str, request: pytes
         assert cache.get(record.lookup) is None, "a child answered from the cache its parent filled"
     finally:
         cached.close()
-        for _ in uris:
-            pass

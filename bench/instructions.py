@@ -28,13 +28,14 @@ import apps  # noqa: E402
 from harness import Case  # noqa: E402
 
 
-def api_key_postgres_cached(*, redis_limits: bool = False) -> Case:
+def api_key_postgres_cached(*, redis_limits: bool = False, batch: int = 1) -> Case:
     """GridAuth, API key, PostgreSQL with ``GRIDAUTH_CACHE_TTL=60``: served from the pushed key cache.
 
     Needs the real PostgreSQL at 127.0.0.1:5432; the database is this run's own,
     dropped at exit. Requests are counted once the push channel is up and every
     key is cached. ``redis_limits``: plus the per-key limit counted in the local
-    Redis (the several-hosts deployment of ``docs/guide/scaling.rst``).
+    Redis (the several-hosts deployment of ``docs/guide/scaling.rst``); ``batch``: its
+    ``GRIDAUTH_RATELIMIT_BATCH`` (leased counting).
     """
     import atexit
     import time
@@ -58,6 +59,7 @@ def api_key_postgres_cached(*, redis_limits: bool = False) -> Case:
             "GRIDAUTH_RATELIMIT_ENABLED": True,
             "GRIDAUTH_RATELIMIT_API_KEY": apps.LIMIT,
             "GRIDAUTH_RATELIMIT_STORAGE_URI": apps.REDIS_DB_URL,
+            "GRIDAUTH_RATELIMIT_BATCH": batch,
         }
     app = apps.gridauth_app(f"postgresql://postgres@127.0.0.1:5432/{name}", GRIDAUTH_CACHE_TTL=60, **limits)
     atexit.register(drop)
@@ -71,7 +73,8 @@ def api_key_postgres_cached(*, redis_limits: bool = False) -> Case:
         time.sleep(0.05)
     for _ in raw_keys:  # now cached
         call()
-    return Case("GridAuth API key, PostgreSQL, cache on" + (", Redis limits" if redis_limits else ""), call)
+    label = (", Redis limits" if redis_limits else "") + (f", batch {batch}" if batch > 1 else "")
+    return Case("GridAuth API key, PostgreSQL, cache on" + label, call)
 
 
 def api_key_redis_limited() -> Case:
@@ -173,7 +176,9 @@ CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "api_key_sqlite": (api_key_sqlite, "bare"),
     "api_key_postgres_cached": (api_key_postgres_cached, "bare"),
     "api_key_postgres_cached_redis_limited": (lambda: api_key_postgres_cached(redis_limits=True), "bare"),
+    "api_key_postgres_cached_redis_leased": (lambda: api_key_postgres_cached(redis_limits=True, batch=20), "bare"),
     "api_key_redis_limited": (api_key_redis_limited, "bare"),
+    "redis_get_in_request": (apps.redis_get_in_request, "bare"),
     "jwt_hs256": (apps.jwt_hs256, "bare"),
     "jwt_hs256_full": (lambda: apps.jwt_hs256(cache=False), "bare"),
     "jwt_extended": (apps.jwt_extended_peer, "bare"),

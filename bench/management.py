@@ -56,13 +56,15 @@ def routes(app: Flask) -> dict[str, Callable[[], int]]:
         "POST /api-keys": lambda: client.post("/api/v1/api-keys", headers=AUTH, json=BODY).status_code,
         "GET /api-keys?limit=20": lambda: client.get("/api/v1/api-keys?limit=20", headers=AUTH).status_code,
         "GET /api-keys/<id>": lambda: client.get(f"/api/v1/api-keys/{key_id}", headers=AUTH).status_code,
-        "PATCH /api-keys/<id>": lambda: client.patch(
-            f"/api/v1/api-keys/{key_id}", headers=AUTH, json={"name": "renamed", "rate_limit": "10/second"}
-        ).status_code,
+        "PATCH /api-keys/<id>": lambda: (
+            client.patch(
+                f"/api/v1/api-keys/{key_id}", headers=AUTH, json={"name": "renamed", "rate_limit": "10/second"}
+            ).status_code
+        ),
         "POST /api-keys/<id>/rotate": rotate,
-        "POST /api-keys (invalid, 422)": lambda: client.post(
-            "/api/v1/api-keys", headers=AUTH, json={"name": "", "scopes": ["read"]}
-        ).status_code,
+        "POST /api-keys (invalid, 422)": lambda: (
+            client.post("/api/v1/api-keys", headers=AUTH, json={"name": "", "scopes": ["read"]}).status_code
+        ),
     }
 
 

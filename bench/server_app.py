@@ -4,7 +4,10 @@
 storage URI and the rate-limit settings. The app's public ``/`` is the bare
 route; ``/boards`` is the authenticated one. With memory storage, which each
 worker holds for itself, ``GRIDAUTH_BENCH_MEMORY_KEYS`` names a JSON file of
-raw keys that every worker stores at start-up.
+raw keys that every worker stores at start-up. With ``GRIDAUTH_BENCH_REDIS_GET``
+(a Redis URL), the public ``/bench/redis-get`` makes one redis-py ``GET`` and
+returns what the public ``/`` returns: the bare route plus one round trip, the
+ceiling of anything that asks Redis once per request.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
 from quickstart import create_app  # noqa: E402
 
+from flask_gridauth import public  # noqa: E402
 from flask_gridauth.keys import display_prefix, hash_key  # noqa: E402
 from flask_gridauth.records import KeyRecord, new_key_id, utcnow  # noqa: E402
 
@@ -40,3 +44,17 @@ if _memory_keys:
                 created_at=utcnow(),
             )
         )
+
+_redis_get = os.environ.get("GRIDAUTH_BENCH_REDIS_GET")
+if _redis_get:
+    import redis
+
+    _client = redis.Redis.from_url(_redis_get)
+    _client.set("gridauth-bench-get", b"x" * 200, ex=3600)
+
+    @app.get("/bench/redis-get")
+    @public
+    def redis_get() -> dict[str, str]:
+        """The bare route plus one redis-py GET (the value is read, then dropped)."""
+        _client.get("gridauth-bench-get")
+        return {"service": "flask_gridauth example", "docs": "/api/v1/health"}

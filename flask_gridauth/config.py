@@ -87,6 +87,9 @@ RATELIMIT_MAX = "GRIDAUTH_RATELIMIT_MAX"
 RATELIMIT_STORAGE_URI = "GRIDAUTH_RATELIMIT_STORAGE_URI"
 #: How limits count: ``"fixed-window"`` (default), ``"sliding-window-counter"`` or ``"moving-window"``.
 RATELIMIT_STRATEGY = "GRIDAUTH_RATELIMIT_STRATEGY"
+#: Hits of a fixed window a process reserves from the shared counters at once (``1``: exact, one
+#: counter call per limit and request); see :mod:`flask_gridauth.ratelimit_leases`.
+RATELIMIT_BATCH = "GRIDAUTH_RATELIMIT_BATCH"
 #: Seconds a process may keep a found key (``0``: no cache); changes are pushed to every process.
 CACHE_TTL = "GRIDAUTH_CACHE_TTL"
 #: Failed authentications accepted per client address; only the failures past it get 429
@@ -185,6 +188,7 @@ DEFAULTS: dict[str, Any] = {
     RATELIMIT_MAX: None,
     RATELIMIT_STORAGE_URI: None,
     RATELIMIT_STRATEGY: "fixed-window",
+    RATELIMIT_BATCH: 1,
     CACHE_TTL: 0,
     FAILED_AUTH_LIMIT: "20/minute",
     METHOD_SCOPES: DEFAULT_METHOD_SCOPES,

@@ -33,6 +33,7 @@ from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindo
 from . import config as c
 from .errors import ConfigurationError
 from .memory_counters import MemoryCounters
+from .ratelimit_leases import MAX_BATCH
 from .storage import Storage, storage_from_uri
 from .storage.redis import COUNTER_SUFFIX, split_uri
 
@@ -112,6 +113,19 @@ def counter_storage(config: Mapping[str, Any], storage: Storage) -> LimitsStorag
             f"the rate-limit storage {type(counters).__name__} cannot count with the {strategy!r} strategy"
         )
     return counters
+
+
+def batch_size(config: Mapping[str, Any]) -> int:
+    """``GRIDAUTH_RATELIMIT_BATCH``, checked: a whole number, above 1 only with fixed windows."""
+    batch = config.get(c.RATELIMIT_BATCH, 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise ConfigurationError(f"GRIDAUTH_RATELIMIT_BATCH must be a whole number from 1 to {MAX_BATCH}")
+    if batch > 1 and strategy_name(config) != "fixed-window":
+        raise ConfigurationError(
+            "GRIDAUTH_RATELIMIT_BATCH above 1 needs GRIDAUTH_RATELIMIT_STRATEGY 'fixed-window':"
+            " a sliding or moving window needs the time of each hit"
+        )
+    return batch
 
 
 def limiter_for(config: Mapping[str, Any], counters: LimitsStorage) -> RateLimiter | None:

@@ -41,7 +41,7 @@ from limits.storage import Storage as LimitsStorage
 from limits.strategies import RateLimiter
 
 from . import config as c
-from .counters import counter_storage, limiter_for
+from .counters import batch_size, counter_storage, limiter_for
 from .failed_auth import address_bucket as address_bucket  # re-exported
 from .failed_auth import record_failure
 from .memory_counters import MemoryCounters as MemoryCounters  # re-exported: the in-process counters
@@ -50,6 +50,7 @@ from .principal import Principal
 from .ratelimit_counting import MAX_CACHED, Counting, Result, counted_results, unavailable
 from .ratelimit_items import ROUTE_LIMITS_ATTR, Decision, Limit, Stats, config_limits, decide, parse_limits
 from .ratelimit_items import mark_route_limit as mark_route_limit  # re-exported
+from .ratelimit_leases import Leases
 from .storage import Storage
 
 logger = logging.getLogger("flask_gridauth")
@@ -99,8 +100,11 @@ class RateLimits:
         precount: Precount | None = None,
         limiter: RateLimiter | None = None,
         owners: OwnerLimits | None = None,
+        batch: int = 1,
     ) -> None:
         self.counting = Counting(counters, limiter)
+        #: Counts a request's own, route and owner limits: exactly, or from this process's leases.
+        self._count = self.counting.count if batch == 1 else Leases(self.counting, batch).count
         #: Owner-wide limits (``GRIDAUTH_RATELIMIT_OWNER`` and its per-owner overrides), beside each credential's own.
         self.owners = owners
         self._precount = precount
@@ -141,7 +145,15 @@ class RateLimits:
             windows = tuple(v for limit in api_key for v in (limit.suffix, limit.expiry))
             precount = Precount(storage, shared[1] + "api_key:", windows, api_key)
         owners = OwnerLimits(storage, config_limits(config, c.RATELIMIT_OWNER))
-        return cls(counters, defaults=defaults, failed=failed, precount=precount, limiter=limiter, owners=owners)
+        return cls(
+            counters,
+            defaults=defaults,
+            failed=failed,
+            precount=precount,
+            limiter=limiter,
+            owners=owners,
+            batch=batch_size(config),
+        )
 
     # -- what a request counts against ---------------------------------------
 
@@ -234,19 +246,19 @@ class RateLimits:
             return None
         now = time.time()
         results: list[Result] = []
-        counting = self.counting
+        count = self._count
         plan = self._precount
         try:
             if route:
-                counting.count(f"route:{endpoint}:{identity}", route, now, results)
+                count(f"route:{endpoint}:{identity}", route, now, results)
             if counted is not None and plan is not None and limits is plan.limits:
                 counted_results(limits, counted, now, results)  # one round trip: the look-up counted them
             elif limits:
-                counting.count(identity, limits, now, results)
+                count(identity, limits, now, results)
             if owner:
                 # Shared by every key and JWT of the owner (not counted by the key look-up: one more call).
-                counting.count("owner:" + principal.owner, owner, now, results)
-        except counting.errors as exc:
+                count("owner:" + principal.owner, owner, now, results)
+        except self.counting.errors as exc:
             raise unavailable(exc) from None
         return decide(results, now)
 

@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "ratelimit": CREDENTIALS,
     "ratelimit_items": CREDENTIALS,
     "ratelimit_counting": CREDENTIALS,
+    "ratelimit_leases": CREDENTIALS,
     "failed_auth": CREDENTIALS,
     "owner_limits": CREDENTIALS,
     "counters": CREDENTIALS,

@@ -28,17 +28,9 @@ import apps  # noqa: E402
 from harness import Case  # noqa: E402
 
 
-def api_key_postgres_cached(*, redis_limits: bool = False, batch: int = 1) -> Case:
-    """GridAuth, API key, PostgreSQL with ``GRIDAUTH_CACHE_TTL=60``: served from the pushed key cache.
-
-    Needs the real PostgreSQL at 127.0.0.1:5432; the database is this run's own,
-    dropped at exit. Requests are counted once the push channel is up and every
-    key is cached. ``redis_limits``: plus the per-key limit counted in the local
-    Redis (the several-hosts deployment of ``docs/guide/scaling.rst``); ``batch``: its
-    ``GRIDAUTH_RATELIMIT_BATCH`` (leased counting).
-    """
+def _postgres_database() -> str:
+    """A database of this run's own on the local PostgreSQL, dropped at exit; its URI."""
     import atexit
-    import time
     import uuid
 
     import psycopg
@@ -49,9 +41,25 @@ def api_key_postgres_cached(*, redis_limits: bool = False, batch: int = 1) -> Ca
         conn.execute(f'CREATE DATABASE "{name}"')
 
     def drop() -> None:
-        app.extensions["gridauth"].storage.close()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def api_key_postgres(*, cache: bool = True, redis_limits: bool = False, batch: int = 1) -> Case:
+    """GridAuth, API key, PostgreSQL; with ``cache``, ``GRIDAUTH_CACHE_TTL=60``: served from the pushed key cache.
+
+    Needs the real PostgreSQL at 127.0.0.1:5432; the database is this run's own,
+    dropped at exit. With the cache, requests are counted once the push channel
+    is up and every key is cached. ``redis_limits``: plus the per-key limit
+    counted in the local Redis (the several-hosts deployment of
+    ``docs/guide/scaling.rst``); ``batch``: its ``GRIDAUTH_RATELIMIT_BATCH``
+    (leased counting).
+    """
+    import atexit
+    import time
 
     limits: dict[str, object] = {}
     if redis_limits:
@@ -61,20 +69,29 @@ def api_key_postgres_cached(*, redis_limits: bool = False, batch: int = 1) -> Ca
             "GRIDAUTH_RATELIMIT_STORAGE_URI": apps.REDIS_DB_URL,
             "GRIDAUTH_RATELIMIT_BATCH": batch,
         }
-    app = apps.gridauth_app(f"postgresql://postgres@127.0.0.1:5432/{name}", GRIDAUTH_CACHE_TTL=60, **limits)
-    atexit.register(drop)
+    app = apps.gridauth_app(_postgres_database(), GRIDAUTH_CACHE_TTL=60 if cache else 0, **limits)
+    atexit.register(app.extensions["gridauth"].storage.close)  # runs before the drop (registered later)
     # 100 keys, not 1,000: under callgrind a request takes tens of milliseconds, and warming 1,000 keys
     # would outlast the 60 s between two recorded uses, so measured requests would write last_used_at.
     raw_keys = apps.with_keys(app, 100)
     call = apps.api_key_call(app, raw_keys)
-    cache = app.extensions["gridauth"].storage._key_cache
-    deadline = time.monotonic() + 120
-    while not cache.live and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for _ in raw_keys:  # now cached
-        call()
-    label = (", Redis limits" if redis_limits else "") + (f", batch {batch}" if batch > 1 else "")
-    return Case("GridAuth API key, PostgreSQL, cache on" + label, call)
+    if cache:
+        key_cache = app.extensions["gridauth"].storage._key_cache
+        deadline = time.monotonic() + 120
+        while not key_cache.live and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for _ in raw_keys:  # now cached
+            call()
+    label = (", cache on" if cache else "") + (", Redis limits" if redis_limits else "")
+    return Case("GridAuth API key, PostgreSQL" + label + (f", batch {batch}" if batch > 1 else ""), call)
+
+
+def postgres_select_in_request() -> Case:
+    """The bare route whose view makes one psycopg primary-key SELECT (``bench/postgres.py``'s unit)."""
+    import postgres
+
+    pool, lookup = postgres.unit_table(_postgres_database())
+    return postgres.select_cases(pool, lookup)[1]
 
 
 def api_key_redis_limited() -> Case:
@@ -174,9 +191,11 @@ CASES: dict[str, tuple[Callable[[], Case], str]] = {
     "api_key_memory_quota": (lambda: api_key_memory_steady(limited=False, quota=True), "bare"),
     "api_key_memory_quota_limit": (lambda: api_key_memory_steady(limited=True, quota=True), "bare"),
     "api_key_sqlite": (api_key_sqlite, "bare"),
-    "api_key_postgres_cached": (api_key_postgres_cached, "bare"),
-    "api_key_postgres_cached_redis_limited": (lambda: api_key_postgres_cached(redis_limits=True), "bare"),
-    "api_key_postgres_cached_redis_leased": (lambda: api_key_postgres_cached(redis_limits=True, batch=20), "bare"),
+    "api_key_postgres": (lambda: api_key_postgres(cache=False), "bare"),
+    "postgres_select_in_request": (postgres_select_in_request, "bare"),
+    "api_key_postgres_cached": (api_key_postgres, "bare"),
+    "api_key_postgres_cached_redis_limited": (lambda: api_key_postgres(redis_limits=True), "bare"),
+    "api_key_postgres_cached_redis_leased": (lambda: api_key_postgres(redis_limits=True, batch=20), "bare"),
     "api_key_redis_limited": (api_key_redis_limited, "bare"),
     "redis_get_in_request": (apps.redis_get_in_request, "bare"),
     "jwt_hs256": (apps.jwt_hs256, "bare"),

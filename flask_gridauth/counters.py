@@ -33,7 +33,6 @@ from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindo
 from . import config as c
 from .errors import ConfigurationError
 from .memory_counters import MemoryCounters
-from .ratelimit_leases import MAX_BATCH
 from .storage import Storage, storage_from_uri
 from .storage.redis import COUNTER_SUFFIX, split_uri
 
@@ -114,6 +113,9 @@ def counter_storage(config: Mapping[str, Any], storage: Storage) -> LimitsStorag
         )
     return counters
 
+
+#: The largest ``GRIDAUTH_RATELIMIT_BATCH``: past it, a process could hold a window's whole budget.
+MAX_BATCH = 10_000
 
 def batch_size(config: Mapping[str, Any]) -> int:
     """``GRIDAUTH_RATELIMIT_BATCH``, checked: a whole number, above 1 only with fixed windows."""

@@ -33,9 +33,6 @@ from dataclasses import dataclass
 from .ratelimit_counting import MAX_CACHED, Counting, Result
 from .ratelimit_items import Limit, Stats
 
-#: The largest ``GRIDAUTH_RATELIMIT_BATCH``: past it, a process could hold a window's whole budget.
-MAX_BATCH = 10_000
-
 
 @dataclass
 class Lease:

@@ -1,0 +1,174 @@
+"""CPU instructions per request in a gunicorn worker, counted by callgrind: the real-server ratios that hold.
+
+Usage: ``.venv/bin/python bench/server_instructions.py [--n 100] [--m 400]``
+
+``bench/server.py`` measures requests per second under wrk, which the other
+work on a shared machine moves by tens of percent between runs. This runs the
+same example app under gunicorn with one sync worker inside ``valgrind
+--tool=callgrind`` (``PYTHONHASHSEED=0``), sends requests one at a time over
+new connections (as wrk's are, a sync worker closing each), and asks callgrind
+for the worker's count after N and again after M more requests
+(``callgrind_control``): ``(I(M) - I(N)) / (M - N)`` is one request of that
+configuration, gunicorn's own HTTP work included, in the worker process. Not
+counted: the kernel (the same sockets for every configuration), and other
+processes' work (Redis's, PostgreSQL's), which the round trips make.
+
+"bare ÷ this" is the throughput this worker's CPU work allows against the
+bare route's; issue 15 asks 0.85 for PostgreSQL keys with the cache on and
+the per-key limit counted in Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import apps  # noqa: E402
+import server  # noqa: E402
+from harness import log  # noqa: E402
+
+from flask_gridauth.keys import generate_key  # noqa: E402
+
+#: Keys each authenticated configuration cycles through (all cached in the one worker first).
+KEYS = 20
+
+
+def send(port: int, path: str, keys: list[str], count: int) -> None:
+    """``count`` GETs of ``path``, one connection each, cycling ``keys``; every answer must be 200."""
+    for n in range(count):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            headers = {"Authorization": f"Bearer {keys[n % len(keys)]}"} if keys else {}
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
+        if response.status != 200:
+            raise SystemExit(f"{path}: answer {response.status}")
+
+
+def worker_pid(master: int) -> int:
+    """The one worker of the gunicorn master ``master``."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:
+                return int(entry.name)
+    raise SystemExit("no gunicorn worker found")
+
+
+def dumped(workdir: Path, pid: int, tag: str) -> int:
+    """Ask callgrind to dump (and zero) the worker's counts; the instructions since the last zero."""
+    subprocess.run(["callgrind_control", "-d", tag, str(pid)], check=True, capture_output=True, timeout=300)
+    for path in workdir.glob(f"callgrind.{pid}.*"):
+        text = path.read_text(errors="replace")
+        if f"Trigger: dump {tag}" in text:
+            match = re.search(r"^summary: (\d+)", text, re.MULTILINE)
+            if match:
+                return int(match.group(1))
+    raise SystemExit(f"no callgrind dump {tag} for {pid}")
+
+
+def count(config: dict[str, object], path: str, keys: list[str], *, n: int, m: int, **env: str) -> float:
+    """Instructions per request of one configuration in a callgrind-run gunicorn worker."""
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gridauth-bench-gi-")))
+        prefix = ("valgrind", "--tool=callgrind", "--trace-children=yes")
+        prefix += (f"--callgrind-out-file={workdir}/callgrind.%p",)
+        port = stack.enter_context(
+            server.gunicorn(config, workdir, "gi", workers=1, prefix=prefix, timeout=300, PYTHONHASHSEED="0", **env)
+        )
+        pid = worker_pid(server.MASTERS[port])
+        send(port, path, keys, 3 * max(len(keys), 20))  # warm: imports, connections, each key cached
+        time.sleep(1)
+        subprocess.run(["callgrind_control", "-z", str(pid)], check=True, capture_output=True, timeout=300)
+        send(port, path, keys, n)
+        low = dumped(workdir, pid, "low")
+        send(port, path, keys, m)
+        high = dumped(workdir, pid, "high")
+    # Each dump holds what ran since the one before: n requests, then m.
+    return (high - low) / (m - n)
+
+
+def main() -> None:
+    """Count every configuration and print instructions per request and the ratio to the bare route."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--m", type=int, default=400)
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    base = {"GRIDAUTH_API_TOKEN": apps.TOKEN, "GRIDAUTH_RATELIMIT_ENABLED": False}
+    limited = {
+        "GRIDAUTH_RATELIMIT_ENABLED": True,
+        "GRIDAUTH_RATELIMIT_API_KEY": apps.LIMIT,
+        "GRIDAUTH_RATELIMIT_STORAGE_URI": apps.REDIS_DB_URL,
+    }
+    results: list[tuple[str, float]] = []
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gridauth-bench-gi-keys-")))
+        memory_keys = [generate_key("grd") for _ in range(KEYS)]
+        keys_file = workdir / "memory-keys.json"
+        keys_file.write_text(json.dumps(memory_keys))
+        keys_file.chmod(0o600)
+        uri = stack.enter_context(server.postgres_database())
+        pg_app = apps.gridauth_app(uri)
+        pg_keys = apps.with_keys(pg_app, KEYS)
+        pg_app.extensions["gridauth"].storage.close()
+        cached = {**base, "GRIDAUTH_STORAGE_URI": uri, "GRIDAUTH_CACHE_TTL": 60}
+        runs: list[tuple[str, dict[str, object], str, list[str], dict[str, str]]] = [
+            ("bare route (public /)", {**base, "GRIDAUTH_STORAGE_URI": "memory://"}, "/", [], {}),
+            (
+                "bare route + one redis-py GET in the view",
+                {**base, "GRIDAUTH_STORAGE_URI": "memory://"},
+                "/bench/redis-get",
+                [],
+                {"GRIDAUTH_BENCH_REDIS_GET": apps.REDIS_DB_URL},
+            ),
+            (
+                "GridAuth API key, memory",
+                {**base, "GRIDAUTH_STORAGE_URI": "memory://"},
+                "/boards",
+                memory_keys,
+                {"GRIDAUTH_BENCH_MEMORY_KEYS": str(keys_file)},
+            ),
+            ("GridAuth API key, PostgreSQL keys, cache on", cached, "/boards", pg_keys, {}),
+            ("... + per-key limit in Redis (exact)", {**cached, **limited}, "/boards", pg_keys, {}),
+            (
+                f"... + per-key limit in Redis, GRIDAUTH_RATELIMIT_BATCH={server.BATCH}",
+                {**cached, **limited, "GRIDAUTH_RATELIMIT_BATCH": server.BATCH},
+                "/boards",
+                pg_keys,
+                {},
+            ),
+        ]
+        for name, config, path, keys, env in runs:
+            log(f"counting {name} ...")
+            results.append((name, count(config, path, keys, n=args.n, m=args.m, **env)))
+    bare = results[0][1]
+    print(f"instructions per request in one gunicorn sync worker (callgrind, runs of {args.n} and {args.m})")
+    print("| configuration | instructions | added | bare ÷ this |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, value in results:
+        print(f"| {name} | {value:,.0f} | {value - bare:,.0f} | {bare / value:.2f} |")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()

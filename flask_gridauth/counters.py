@@ -117,6 +117,7 @@ def counter_storage(config: Mapping[str, Any], storage: Storage) -> LimitsStorag
 #: The largest ``GRIDAUTH_RATELIMIT_BATCH``: past it, a process could hold a window's whole budget.
 MAX_BATCH = 10_000
 
+
 def batch_size(config: Mapping[str, Any]) -> int:
     """``GRIDAUTH_RATELIMIT_BATCH``, checked: a whole number, above 1 only with fixed windows."""
     batch = config.get(c.RATELIMIT_BATCH, 1)

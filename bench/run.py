@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -332,6 +333,16 @@ def main() -> None:
             ("Real-server targets", target_rows(server_results)),
         ]
         results = results + server_results
+        if shutil.which("valgrind") and shutil.which("callgrind_control"):
+            import server_instructions
+
+            counted_rows, counted_results = server_instructions.run()
+            print("", "\n".join(counted_rows), "", "\n".join(target_rows(counted_results)), sep="\n")
+            sections += [
+                ("Real server in instructions: one gunicorn worker under callgrind", counted_rows),
+                ("Real-server targets in instructions", target_rows(counted_results)),
+            ]
+            results = results + counted_results
     sections.append(("What bounds the missed targets", bound_rows(results)))
     print("", "\n".join(bound_rows(results)), sep="\n")
 

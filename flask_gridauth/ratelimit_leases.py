@@ -27,7 +27,9 @@ storage on every request), hence this module.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from dataclasses import dataclass
 
 from .ratelimit_counting import MAX_CACHED, Counting, Result
@@ -56,6 +58,12 @@ class Leases:
         self._leases: dict[str, Lease] = {}
         # gthread workers serve several requests at once: a unit must go to one of them only.
         self._lock = threading.Lock()
+        _EVERY.add(self)
+
+    def forget(self) -> None:
+        """Drop every lease (its unused units are lost): what a forked child does with its parent's."""
+        self._lock = threading.Lock()  # the parent's may have been held by a thread the child does not have
+        self._leases = {}
 
     def count(self, key: str, limits: tuple[Limit, ...], now: float, out: list[Result]) -> None:
         """Hit every limit of ``key`` once, from this process's lease where it has units left."""
@@ -94,3 +102,18 @@ class Leases:
         if first > amount:
             return Stats(amount, 0, reset), True
         return Stats(amount, amount - first, reset), False
+
+
+#: Every ``Leases`` of this process, so a forked child can drop what it inherited.
+_EVERY: weakref.WeakSet[Leases] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    # A child of a process that had leases (gunicorn --preload after a request) would hand out the
+    # same units as its parent and its siblings: past the limit. It starts with none.
+    for leases in list(_EVERY):
+        leases.forget()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forget_in_child)

@@ -32,6 +32,7 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+
 class FlaskCommandRunner(FlaskCliRunner):
     """``app.test_cli_runner()`` that finds commands as ``flask`` itself does.
 

@@ -65,9 +65,7 @@ def test_every_strategy_on_redis_shared_and_with_ttl(
 
 
 @pytest.mark.parametrize("strategy", ("sliding-window-counter", "moving-window"))
-def test_strategy_with_explicit_redis_counters(
-    limited: Callable[..., Flask], redis_uri: str, strategy: str
-) -> None:
+def test_strategy_with_explicit_redis_counters(limited: Callable[..., Flask], redis_uri: str, strategy: str) -> None:
     """An explicit GRIDAUTH_RATELIMIT_STORAGE_URI counts there with the chosen strategy."""
     app = limited(GRIDAUTH_RATELIMIT_STORAGE_URI=redis_uri, GRIDAUTH_RATELIMIT_STRATEGY=strategy)
     _, raw = create_key(app)

@@ -213,7 +213,6 @@ def test_parse_credential(authz: str | None, api_key: str | None, signed: list[s
     prop_parse_credential(authz, api_key, signed)
 
 
-
 def prop_token_helpers(text: str) -> None:
     """The shape checks of keys and tokens take any ``str`` (any Unicode) without an unexpected error."""
     pattern = key_pattern("grd")
@@ -235,7 +234,6 @@ def prop_token_helpers(text: str) -> None:
 def test_token_helpers(text: str) -> None:
     """check_key, bearer_token and classify_token on any text."""
     prop_token_helpers(text)
-
 
 
 def test_real_keys_pass_and_single_edits_fail() -> None:
@@ -378,7 +376,6 @@ def test_request_path(
     prop_request(ratelimit, method, path, extra, credential, body)
 
 
-
 # -- the blueprint's JSON bodies ---------------------------------------------------------------------------------------
 
 KEY_FIELDS = ["name", "scopes", "expires_in", "expires_at", "environment", "rate_limit", "metadata", "owner"]
@@ -459,7 +456,6 @@ def test_blueprint_bodies(
     prop_blueprint(route, body, content_type, as_key, query)
 
 
-
 # -- JWTs and signatures that get past the shape checks ----------------------------------------------------------------
 
 
@@ -505,7 +501,6 @@ def prop_jwt(header: dict[str, Any], payload: dict[str, Any], sign: bool) -> Non
 def test_jwt_claims(header: dict[str, Any], payload: dict[str, Any], sign: bool) -> None:
     """Random JWT headers and claims, signed with the real secret or not: 200, 401 or 403, never 5xx."""
     prop_jwt(header, payload, sign)
-
 
 
 signature_values = st.one_of(

@@ -181,3 +181,26 @@ def test_bad_batch_refused_at_start_up(limited: Callable[..., Flask], config: di
     """A batch that is not a whole number from 1 to 10,000, or one above 1 with another strategy, is refused."""
     with pytest.raises(ConfigurationError, match=message):
         limited(**config)
+
+
+def test_a_forked_child_does_not_reuse_its_parents_units() -> None:
+    """A child forked after the parent took a lease starts with none: it reserves its own units."""
+    import os
+
+    counters = CountedCalls()
+    leases = Leases(Counting(counters), 5)
+    limits = _limit("100/minute")
+    assert _hit(leases, limits)[0].remaining == 99  # the parent holds units 2..5
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first hit must reserve (units 6..10 of the shared count), not take unit 2
+        try:
+            os.write(write, str(_hit(leases, limits)[0].remaining).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 16).decode()
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == "94"  # memory counters are copied, not shared: the child's reservation is 6..10
+    assert _hit(leases, limits)[0].remaining == 98  # the parent goes on with its own lease

@@ -65,9 +65,11 @@ def add_owed_headers(response: Response, status: int, headers: dict[str, str] | 
             response.headers[name] = value
 
 
-def set_headers(response: Response, pairs: list[tuple[str, str]]) -> None:
+def set_headers(response: Response, pairs: list[tuple[str, str]], names: frozenset[str]) -> None:
     """``response.headers.update(pairs)`` for headers of our own on every limited request, at a fraction of the cost.
 
+    ``names`` holds every name ``pairs`` may carry, lower-cased, built once by
+    the caller (a set built here per call measured ~1,500 instructions).
     ``Headers.update`` checks each value for newlines and scans every header
     once per name set: measured under callgrind, several thousand instructions
     per header, a large share of what a rate limit or quota adds to a request.
@@ -76,12 +78,10 @@ def set_headers(response: Response, pairs: list[tuple[str, str]]) -> None:
     them as before.
     """
     items = response.headers._list
-    if items:
-        ours = {name.lower() for name, _ in pairs}
-        for name, _ in items:
-            if name.lower() in ours:
-                response.headers.update(pairs)
-                return
+    for name, _ in items:
+        if name.lower() in names:
+            response.headers.update(pairs)
+            return
     items.extend(pairs)
 
 

@@ -37,10 +37,11 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
-from .keypolicy import KeyPolicy
+from .keypolicy import HEADER_QUOTA_LIMIT, HEADER_QUOTA_REMAINING, KeyPolicy
 from .keys import key_pattern, validate_prefix
 from .management import KeyManager
 from .principal import G_ATTR, Principal
+from .ratelimit_items import HEADER_LIMIT, HEADER_REMAINING, HEADER_RESET
 from .route_requirements import MAX_ROUTES, UNKNOWN, Requirement, RouteRequirements
 from .scopes import check_kind, expand_scopes
 from .state_config import (
@@ -75,6 +76,10 @@ R = TypeVar("R")
 #: What a key look-up that also counts did besides finding: the rate-limit counts and the quota paid.
 Counted = tuple[list[tuple[int, int]] | None, QuotaUse | None]
 _NOT_COUNTED: Counted = (None, None)
+#: Every header :meth:`GridAuthState.after_request` sets, lower-cased (see :func:`responses.set_headers`).
+OWN_HEADERS = frozenset(
+    name.lower() for name in (HEADER_LIMIT, HEADER_REMAINING, HEADER_RESET, HEADER_QUOTA_LIMIT, HEADER_QUOTA_REMAINING)
+)
 
 
 class ExtensionHooks(Protocol):
@@ -285,12 +290,19 @@ class GridAuthState:
         """Add the rate-limit and quota headers of a limited credential and the headers an error owes."""
         ctx_g = g._get_current_object()  # one context look-up, not one per use
         stats: Stats | None = ctx_g.get(G_RATELIMIT)
-        if stats is not None:
-            # On every response to a limited credential, the 429 too.
-            responses.set_headers(response, stats.header_items())
+        # On every response to a limited credential, the 429 too.
+        pairs = stats.header_items() if stats is not None else []
         principal = ctx_g.get(G_ATTR)
-        if principal is not None and principal.key is not None:
-            self.policy.add_headers(response, principal, ctx_g.get(G_QUOTA))
+        record = principal.key if principal is not None else None
+        if record is not None and record.quota is not None:
+            quota: QuotaUse | None = ctx_g.get(G_QUOTA)
+            if quota is not None:
+                pairs += KeyPolicy.quota_header_items(record, quota)
+        if pairs:
+            # One write for the rate-limit and quota headers together: the response's headers scanned once.
+            responses.set_headers(response, pairs, OWN_HEADERS)
+        if record is not None and record.expires_at is not None:
+            self.policy.add_sunset(response, record)
         return responses.after_request(response)
 
     def authenticate(self, req: Request | None = None) -> Principal:

@@ -81,7 +81,8 @@ class Counting:
             reset = resets.get(name, 0.0) if count != 1 else 0.0
             if reset <= now:
                 reset = self.reset_of(name, limit, count, now)
-            out.append((Stats(limit.amount, max(0, limit.amount - count), reset), count > limit.amount))
+            left = limit.amount - count  # a conditional, not max(0, ...): the builtin call costs ~10 times more
+            out.append((Stats(limit.amount, left if left > 0 else 0, reset), count > limit.amount))
 
     @staticmethod
     def _count_with_strategy(limiter: RateLimiter, key: str, limits: tuple[Limit, ...], out: list[Result]) -> None:

@@ -3,7 +3,8 @@
 Flask picks the handler of an error (the app's ``@app.errorhandler(401)`` first,
 then ours); whoever shapes the body, the headers the error owes
 (``WWW-Authenticate`` on a 401, ``Retry-After`` on a 429, ``Allow`` on a 405) are
-added by :func:`add_owed_headers` in the extension's ``after_request`` hook.
+added by :func:`add_owed_headers` in the extension's ``after_request`` hook
+(:meth:`flask_gridauth.state.GridAuthState.after_request`).
 
 A blueprint of ours owns its JSON 404 and 405 through :func:`own_errors`:
 Flask hands routing errors to app handlers only (no blueprint matched), so the
@@ -17,12 +18,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
-from .context import G_ERROR, remember_error
-from .errors import ErrorInfo, GridAuthError, MethodNotAllowed, NotFound
+from .context import remember_error
+from .errors import ErrorInfo, MethodNotAllowed, NotFound
 from .scopes import authenticated
 
 logger = logging.getLogger("flask_gridauth")
@@ -83,14 +84,6 @@ def set_headers(response: Response, pairs: list[tuple[str, str]], names: frozens
             response.headers.update(pairs)
             return
     items.extend(pairs)
-
-
-def after_request(response: Response) -> Response:
-    """Add the owed headers of the error this request met, if any."""
-    exc: GridAuthError | None = g.pop(G_ERROR, None)
-    if exc is not None:
-        add_owed_headers(response, exc.status, exc.owed_headers())
-    return response
 
 
 def render_error(exc: HTTPException) -> Response:

@@ -14,7 +14,7 @@ from . import responses, signals
 from .audit import AuditLog
 from .bounded_cache import BoundedCache
 from .ceilings import RateCeilings
-from .context import G_QUOTA, G_RATELIMIT, remember_error
+from .context import G_ERROR, G_QUOTA, G_RATELIMIT, remember_error
 from .credentials.api_key import verify_api_key_counted
 from .credentials.parse import Credential, bearer_token, classify_token, parse_credential
 from .credentials.registry import (
@@ -290,14 +290,17 @@ class GridAuthState:
 
     def after_request(self, response: Response) -> Response:
         """Add the rate-limit and quota headers of a limited credential and the headers an error owes."""
-        ctx_g = g._get_current_object()  # one context look-up, not one per use
-        stats: Stats | None = ctx_g.get(G_RATELIMIT)
+        # One context look-up, then plain dict reads: _AppCtxGlobals.get and .pop are Python calls over the same
+        # dict, and g.pop through the proxy looks the context up again. With them, the plain key's request
+        # cost 983,941 instructions instead of 971,102 (callgrind, api_key_memory_steady).
+        ctx_vars = g._get_current_object().__dict__
+        stats: Stats | None = ctx_vars.get(G_RATELIMIT)
         # On every response to a limited credential, the 429 too.
         pairs = stats.header_items() if stats is not None else []
-        principal = ctx_g.get(G_ATTR)
+        principal = ctx_vars.get(G_ATTR)
         record = principal.key if principal is not None else None
         if record is not None and record.quota is not None:
-            quota: QuotaUse | None = ctx_g.get(G_QUOTA)
+            quota: QuotaUse | None = ctx_vars.get(G_QUOTA)
             if quota is not None:
                 pairs += KeyPolicy.quota_header_items(record, quota)
         if pairs:
@@ -305,7 +308,10 @@ class GridAuthState:
             responses.set_headers(response, pairs, OWN_HEADERS)
         if record is not None and record.expires_at is not None:
             self.policy.add_sunset(response, record)
-        return responses.after_request(response)
+        exc: GridAuthError | None = ctx_vars.pop(G_ERROR, None)
+        if exc is not None:
+            responses.add_owed_headers(response, exc.status, exc.owed_headers())
+        return response
 
     def authenticate(self, req: Request | None = None) -> Principal:
         """The request's principal, or 401/429/503; ``req`` is the current request, if the caller has it."""

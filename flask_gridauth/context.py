@@ -22,7 +22,7 @@ E = TypeVar("E", bound="GridAuthError")
 G_PRINCIPAL = "_gridauth_principal"
 #: Attribute of ``flask.g``: the error of ours this request met, whose headers every response owes.
 G_ERROR = "_gridauth_error"
-#: Attribute of ``flask.g``: the rate-limit window (``Stats``) the response's ``X-RateLimit-*`` headers show.
+#: Attribute of ``flask.g``: the rate-limit ``Decision``, whose window the response's ``X-RateLimit-*`` headers show.
 G_RATELIMIT = "_gridauth_ratelimit"
 #: Attribute of ``flask.g``: what the key's quota paid for this request (``QuotaUse``), for ``X-Quota-*``.
 G_QUOTA = "_gridauth_quota"

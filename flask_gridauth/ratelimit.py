@@ -47,8 +47,8 @@ from .failed_auth import record_failure
 from .memory_counters import MemoryCounters as MemoryCounters  # re-exported: the in-process counters
 from .owner_limits import OwnerLimits
 from .principal import Principal
-from .ratelimit_counting import MAX_CACHED, Counting, Result, counted_results, unavailable
-from .ratelimit_items import ROUTE_LIMITS_ATTR, Decision, Limit, Stats, config_limits, decide, parse_limits
+from .ratelimit_counting import MAX_CACHED, Counting, counted_results, unavailable
+from .ratelimit_items import ROUTE_LIMITS_ATTR, Decision, Limit, Result, Stats, config_limits, decide, parse_limits
 from .ratelimit_items import mark_route_limit as mark_route_limit  # re-exported
 from .ratelimit_leases import Leases
 from .storage import Storage

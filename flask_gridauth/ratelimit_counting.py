@@ -27,15 +27,12 @@ from limits.storage import Storage as LimitsStorage
 from limits.strategies import RateLimiter
 
 from .errors import Unavailable
-from .ratelimit_items import Limit, Stats
+from .ratelimit_items import Limit, Result
 
 logger = logging.getLogger("flask_gridauth")
 
 #: Most window ends cached per process (then the cache starts over).
 MAX_CACHED = 10_000
-
-#: One limit's outcome: the window, and whether this request went over it.
-Result = tuple[Stats, bool]
 
 
 class Counting:
@@ -68,7 +65,7 @@ class Counting:
         return reset
 
     def count(self, key: str, limits: tuple[Limit, ...], now: float, out: list[Result]) -> None:
-        """Hit every limit of ``key`` once (one storage call each), appending ``(stats, exceeded)``."""
+        """Hit every limit of ``key`` once (one storage call each), appending its :data:`Result`."""
         if self.limiter is not None:
             self._count_with_strategy(self.limiter, key, limits, out)
             return
@@ -82,7 +79,7 @@ class Counting:
             if reset <= now:
                 reset = self.reset_of(name, limit, count, now)
             left = limit.amount - count  # a conditional, not max(0, ...): the builtin call costs ~10 times more
-            out.append((Stats(limit.amount, left if left > 0 else 0, reset), count > limit.amount))
+            out.append((limit.amount, left if left > 0 else 0, reset, count > limit.amount))
 
     @staticmethod
     def _count_with_strategy(limiter: RateLimiter, key: str, limits: tuple[Limit, ...], out: list[Result]) -> None:
@@ -90,7 +87,7 @@ class Counting:
         for limit in limits:
             allowed = limiter.hit(limit.item, key)
             reset, remaining = limiter.get_window_stats(limit.item, key)
-            out.append((Stats(limit.amount, remaining, max(reset, time.time() + 1.0)), not allowed))
+            out.append((limit.amount, remaining, max(reset, time.time() + 1.0), not allowed))
 
 
 def counted_results(limits: tuple[Limit, ...], counts: list[tuple[int, int]], now: float, out: list[Result]) -> None:
@@ -98,7 +95,8 @@ def counted_results(limits: tuple[Limit, ...], counts: list[tuple[int, int]], no
     for limit, (count, left_ms) in zip(limits, counts, strict=True):
         # A window's first hit opened it now; else the storage says how long it has left.
         reset = now + limit.expiry if count == 1 else now + max(left_ms / 1000, 1.0)
-        out.append((Stats(limit.amount, max(0, limit.amount - count), reset), count > limit.amount))
+        left = limit.amount - count  # not max(0, ...): see count
+        out.append((limit.amount, left if left > 0 else 0, reset, count > limit.amount))
 
 
 def unavailable(exc: Exception) -> Unavailable:

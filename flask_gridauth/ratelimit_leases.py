@@ -32,8 +32,8 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-from .ratelimit_counting import MAX_CACHED, Counting, Result
-from .ratelimit_items import Limit, Stats
+from .ratelimit_counting import MAX_CACHED, Counting
+from .ratelimit_items import Limit, Result
 
 
 @dataclass
@@ -75,10 +75,10 @@ class Leases:
                     if lease.next <= lease.last:
                         unit = lease.next
                         lease.next = unit + 1
-                        out.append((Stats(limit.amount, limit.amount - unit, lease.reset), False))
+                        out.append((limit.amount, limit.amount - unit, lease.reset, False))
                         continue
                     if lease.spent:
-                        out.append((Stats(limit.amount, 0, lease.reset), True))
+                        out.append((limit.amount, 0, lease.reset, True))
                         continue
             out.append(self._reserve(name, limit, now))
 
@@ -100,8 +100,8 @@ class Leases:
                 self._leases.clear()
             self._leases[name] = lease
         if first > amount:
-            return Stats(amount, 0, reset), True
-        return Stats(amount, amount - first, reset), False
+            return amount, 0, reset, True
+        return amount, amount - first, reset, False
 
 
 #: Every ``Leases`` of this process, so a forked child can drop what it inherited.

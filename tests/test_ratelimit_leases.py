@@ -13,8 +13,8 @@ from flask import Flask
 
 from flask_gridauth.errors import ConfigurationError
 from flask_gridauth.memory_counters import MemoryCounters
-from flask_gridauth.ratelimit_counting import Counting, Result
-from flask_gridauth.ratelimit_items import Limit, parse_limits
+from flask_gridauth.ratelimit_counting import Counting
+from flask_gridauth.ratelimit_items import Limit, Result, parse_limits
 from flask_gridauth.ratelimit_leases import Leases
 
 from .conftest import bearer, build_app, create_key
@@ -52,8 +52,8 @@ def test_one_process_asks_once_per_batch() -> None:
     limits = _limit("100/minute")
     results = [_hit(leases, limits) for _ in range(12)]
     assert counters.calls == 3
-    assert [stats.remaining for stats, _ in results] == list(range(99, 87, -1))
-    assert not any(exceeded for _, exceeded in results)
+    assert [remaining for _, remaining, _, _ in results] == list(range(99, 87, -1))
+    assert not any(exceeded for *_, exceeded in results)
 
 
 def test_processes_never_admit_more_than_the_limit() -> None:
@@ -63,12 +63,12 @@ def test_processes_never_admit_more_than_the_limit() -> None:
     limits = _limit("10/minute")
     admitted = 0
     for n in range(60):
-        _, exceeded = _hit(processes[n % 3], limits)
+        exceeded = _hit(processes[n % 3], limits)[3]
         admitted += not exceeded
     assert 10 - 3 * (4 - 1) <= admitted <= 10
     # Once the shared counter is past the limit, every process refuses without asking.
     before = counters.calls
-    assert all(_hit(p, limits)[1] for p in processes)
+    assert all(_hit(p, limits)[3] for p in processes)
     assert counters.calls == before
 
 
@@ -82,12 +82,12 @@ def test_units_are_handed_out_once_across_threads() -> None:
 
     def worker() -> None:
         for _ in range(100):
-            stats, exceeded = _hit(leases, limits)
+            _, left, _, exceeded = _hit(leases, limits)
             with lock:
                 if exceeded:
                     refused[0] += 1
                 else:
-                    remaining.append(stats.remaining)
+                    remaining.append(left)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for thread in threads:
@@ -117,7 +117,7 @@ def test_a_new_window_gets_new_leases(monkeypatch: pytest.MonkeyPatch) -> None:
     def hit() -> bool:
         out: list[Result] = []
         leases.count("api_key:k1", limits, clock[0], out)
-        return out[0][1]
+        return out[0][3]
 
     assert [hit() for _ in range(4)] == [False, False, False, True]
     clock[0] += 61
@@ -190,12 +190,12 @@ def test_a_forked_child_does_not_reuse_its_parents_units() -> None:
     counters = CountedCalls()
     leases = Leases(Counting(counters), 5)
     limits = _limit("100/minute")
-    assert _hit(leases, limits)[0].remaining == 99  # the parent holds units 2..5
+    assert _hit(leases, limits)[1] == 99  # the parent holds units 2..5
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its first hit must reserve (units 6..10 of the shared count), not take unit 2
         try:
-            os.write(write, str(_hit(leases, limits)[0].remaining).encode())
+            os.write(write, str(_hit(leases, limits)[1]).encode())
         finally:
             os._exit(0)
     os.close(write)
@@ -203,4 +203,4 @@ def test_a_forked_child_does_not_reuse_its_parents_units() -> None:
     os.waitpid(pid, 0)
     os.close(read)
     assert answer == "94"  # memory counters are copied, not shared: the child's reservation is 6..10
-    assert _hit(leases, limits)[0].remaining == 98  # the parent goes on with its own lease
+    assert _hit(leases, limits)[1] == 98  # the parent goes on with its own lease

@@ -1,13 +1,16 @@
 """The real-server run: the example app under gunicorn (2 workers, 127.0.0.1, a free port), driven by wrk.
 
-Four servers run side by side: one on the SQLite file with 1,000,000 keys and
+Six servers run side by side: one on the SQLite file with 1,000,000 keys and
 rate limits off (its public ``/`` is the bare route, ``/boards`` the API-key
-route), one on memory storage (1,000 keys in each worker), one on Redis
-with the per-key limit on, and the several-hosts deployment of
-``docs/guide/scaling.rst``: keys in PostgreSQL (a database of its own, created
-and dropped) with ``GRIDAUTH_CACHE_TTL=60``, the per-key limit counted in Redis;
-its 100 keys are sent to both workers until each worker has cached them all,
-so it measures the cache's steady state.
+route, ``/bench/redis-get`` the bare route plus one redis-py ``GET``), one on
+memory storage (1,000 keys in each worker), one on Redis with the per-key
+limit on, and three of the several-hosts deployment of
+``docs/guide/scaling.rst``, keys in PostgreSQL (a database of its own, created
+and dropped) with ``GRIDAUTH_CACHE_TTL=60``: without a limit, with the per-key
+limit counted exactly in Redis, and with it leased (``GRIDAUTH_RATELIMIT_BATCH``).
+Their 100 keys are sent to both workers until each worker has cached them all,
+so they measure the cache's steady state. Besides req/s, each round reads the
+CPU time the server's workers used (``/proc``) per request.
 wrk drives each configuration
 for a bounded time, round-robin, and reports requests/second and p50/p99/p99.9
 latency, given here as ratios to the bare route. Without wrk (Debian package

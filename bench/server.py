@@ -343,35 +343,17 @@ def run(*, rows: int, quick: bool) -> tuple[list[str], list[tuple[str, str, bool
         postgres_app = apps.gridauth_app(postgres_uri)
         postgres_keys = apps.with_keys(postgres_app, CACHED_KEYS)
         postgres_app.extensions["gridauth"].storage.close()
-        postgres_port = stack.enter_context(
-            gunicorn(
-                {
-                    **base,
-                    "GRIDAUTH_STORAGE_URI": postgres_uri,
-                    "GRIDAUTH_CACHE_TTL": 60,
-                    "GRIDAUTH_RATELIMIT_ENABLED": True,
-                    "GRIDAUTH_RATELIMIT_API_KEY": apps.LIMIT,
-                    "GRIDAUTH_RATELIMIT_STORAGE_URI": apps.REDIS_DB_URL,
-                },
-                workdir,
-                "postgres",
-            )
-        )
-        leased_port = stack.enter_context(
-            gunicorn(
-                {
-                    **base,
-                    "GRIDAUTH_STORAGE_URI": postgres_uri,
-                    "GRIDAUTH_CACHE_TTL": 60,
-                    "GRIDAUTH_RATELIMIT_ENABLED": True,
-                    "GRIDAUTH_RATELIMIT_API_KEY": apps.LIMIT,
-                    "GRIDAUTH_RATELIMIT_STORAGE_URI": apps.REDIS_DB_URL,
-                    "GRIDAUTH_RATELIMIT_BATCH": BATCH,
-                },
-                workdir,
-                "postgres-leased",
-            )
-        )
+        several = {
+            **base,
+            "GRIDAUTH_STORAGE_URI": postgres_uri,
+            "GRIDAUTH_CACHE_TTL": 60,
+            "GRIDAUTH_RATELIMIT_ENABLED": True,
+            "GRIDAUTH_RATELIMIT_API_KEY": apps.LIMIT,
+            "GRIDAUTH_RATELIMIT_STORAGE_URI": apps.REDIS_DB_URL,
+        }
+        postgres_port = stack.enter_context(gunicorn(several, workdir, "postgres"))
+        leased = {**several, "GRIDAUTH_RATELIMIT_BATCH": BATCH}
+        leased_port = stack.enter_context(gunicorn(leased, workdir, "postgres-leased"))
         cached_port = stack.enter_context(
             gunicorn(
                 {

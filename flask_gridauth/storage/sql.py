@@ -18,6 +18,7 @@ statements whose dialects differ (the quota spend, the batched refresh).
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import logging
 import threading
@@ -201,19 +202,20 @@ class SQLStorage(Storage):
 
     def list(self, owner: str | None, *, limit: int, before_seq: int | None = None) -> list[KeyRecord]:
         """Keys newest first, by ``seq``."""
+        where, params = self._page_where({"owner": owner}, before_seq)
+        sql = f"SELECT {self._full_columns} FROM {self._q}gridauth_keys{where} ORDER BY seq DESC LIMIT {self._p}"  # noqa: S608
+        records = [self._decode(row) for row in self._select(sql, (*params, limit))]
+        return [self._with_pending(r) for r in records] if self._pending else records
+
+    def _page_where(self, equal: Mapping[str, Any], before_seq: int | None) -> tuple[str, builtins.list[Any]]:
+        """``WHERE`` for one page of a newest-first listing: each non-``None`` column of ``equal``, then the cursor."""
         p = self._p
-        clauses: list[str] = []
-        params: list[Any] = []
-        if owner is not None:
-            clauses.append(f"owner = {p}")
-            params.append(owner)
+        clauses = [f"{column} = {p}" for column, value in equal.items() if value is not None]
+        params = [value for value in equal.values() if value is not None]
         if before_seq is not None:
             clauses.append(f"seq < {p}")
             params.append(before_seq)
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        sql = f"SELECT {self._full_columns} FROM {self._q}gridauth_keys{where} ORDER BY seq DESC LIMIT {p}"  # noqa: S608
-        records = [self._decode(row) for row in self._select(sql, (*params, limit))]
-        return [self._with_pending(r) for r in records] if self._pending else records
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def _update_columns(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """The columns an update of ``changes`` (checked) sets, as bound values; a quota re-sets its counter."""

@@ -56,18 +56,8 @@ class SQLActivity(SQLStorage):
         target_id: str | None = None,
     ) -> builtins.list[AuditEvent]:
         """Events newest first, by ``seq``, filtered in SQL."""
-        p = self._p
-        clauses: builtins.list[str] = []
-        params: builtins.list[Any] = []
-        for column, value in (("owner", owner), ("action", action), ("target_id", target_id)):
-            if value is not None:
-                clauses.append(f"{column} = {p}")
-                params.append(value)
-        if before_seq is not None:
-            clauses.append(f"seq < {p}")
-            params.append(before_seq)
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        sql = f"SELECT {_AUDIT_COLUMNS} FROM {self._q}gridauth_audit{where} ORDER BY seq DESC LIMIT {p}"  # noqa: S608
+        where, params = self._page_where({"owner": owner, "action": action, "target_id": target_id}, before_seq)
+        sql = f"SELECT {_AUDIT_COLUMNS} FROM {self._q}gridauth_audit{where} ORDER BY seq DESC LIMIT {self._p}"  # noqa: S608
         load = self._json_value
         events = []
         for seq, event_id, act, actor, target, own, remote, created, details in self._select(sql, (*params, limit)):

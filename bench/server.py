@@ -219,6 +219,18 @@ def drive_wrk(load: Load, seconds: int) -> dict[str, float]:
     }
 
 
+def get_status(port: int, path: str, key: str | None, *, timeout: float) -> int:
+    """One GET of ``path`` on a new connection (``key`` as a bearer token, if any), its body read; the status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {key}"} if key else {})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
 def drive_python(load: Load, seconds: int) -> dict[str, float]:
     """The fallback load generator: CONNECTIONS threads with keep-alive-free requests, bounded in time."""
     latencies: list[float] = []
@@ -233,12 +245,7 @@ def drive_python(load: Load, seconds: int) -> dict[str, float]:
             key = load.keys[n % len(load.keys)]
             n += CONNECTIONS
             started = time.perf_counter()
-            conn = http.client.HTTPConnection("127.0.0.1", load.port, timeout=5)
-            try:
-                conn.request("GET", load.path, headers={"Authorization": f"Bearer {key}"})
-                status = conn.getresponse().status
-            finally:
-                conn.close()
+            status = get_status(load.port, load.path, key, timeout=5)
             own.append((time.perf_counter() - started) * 1e6)
             if status != 200:
                 failures[0] += 1
@@ -267,12 +274,7 @@ def warm_every_key(load: Load, times: int) -> None:
     """Send each of ``load.keys`` ``times`` times, one request at a time; every answer must be 200."""
     for _ in range(times):
         for key in load.keys:
-            conn = http.client.HTTPConnection("127.0.0.1", load.port, timeout=30)
-            try:
-                conn.request("GET", load.path, headers={"Authorization": f"Bearer {key}"})
-                status = conn.getresponse().status
-            finally:
-                conn.close()
+            status = get_status(load.port, load.path, key, timeout=30)
             if status != 200:
                 raise SystemExit(f"{load.name}: warm-up answer {status}")
 

@@ -21,7 +21,6 @@ the per-key limit counted in Redis.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -54,16 +53,9 @@ LEASED = f"... + per-key limit in Redis, GRIDAUTH_RATELIMIT_BATCH={server.BATCH}
 def send(port: int, path: str, keys: list[str], count: int) -> None:
     """``count`` GETs of ``path``, one connection each, cycling ``keys``; every answer must be 200."""
     for n in range(count):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        try:
-            headers = {"Authorization": f"Bearer {keys[n % len(keys)]}"} if keys else {}
-            conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            response.read()
-        finally:
-            conn.close()
-        if response.status != 200:
-            raise SystemExit(f"{path}: answer {response.status}")
+        status = server.get_status(port, path, keys[n % len(keys)] if keys else None, timeout=120)
+        if status != 200:
+            raise SystemExit(f"{path}: answer {status}")
 
 
 def worker_pid(master: int) -> int:
